@@ -1,0 +1,194 @@
+package api
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/linkops/linkops/fsm"
+)
+
+// Raft is what the API needs from the cluster package.
+type Raft interface {
+	Apply(ctx context.Context, cmd []byte) (any, error)
+	Leader() (addr, id string)
+	State() raft.RaftState
+	AppliedIndex() uint64
+	LastContact() time.Time
+	Servers() ([]raft.Server, error)
+	Snapshot() (io.ReadCloser, error)
+	Restore(r io.Reader, size int64) error
+}
+
+// NodeInfo is what a node says about itself in the node list.
+type NodeInfo struct {
+	ID         string `json:"id"`
+	APIAddr    string `json:"apiAddr"`
+	RaftAddr   string `json:"raftAddr"`
+	GossipAddr string `json:"gossipAddr"`
+	Rack       string `json:"rack"`
+	Version    string `json:"version"`
+}
+
+// Config assembles a Server.
+type Config struct {
+	Self     NodeInfo
+	Raft     Raft
+	Store    *fsm.Store
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+	// TokenTTL is how long login tokens last.
+	TokenTTL time.Duration
+	// TempDir receives uploaded snapshots while they are verified.
+	TempDir string
+	// MaxSnapshotBytes bounds an uploaded snapshot.
+	MaxSnapshotBytes int64
+	// Now is the clock (tests move it); time.Now when nil.
+	Now func() time.Time
+}
+
+// Limits on request bodies (SPEC §3).
+const (
+	DefaultBodyLimit        = 1 << 20
+	DefaultMaxSnapshotBytes = 4 << 30
+)
+
+// Access is the least a caller needs to use a route.
+type Access int
+
+const (
+	// Public routes need no token.
+	Public Access = iota
+	// Viewer routes need any valid token.
+	Viewer
+	// Admin routes need an admin's token.
+	Admin
+)
+
+// Route describes one endpoint: the router, the auth middleware and the OpenAPI document
+// are all built from this one table, so they cannot disagree.
+type Route struct {
+	Method  string
+	Path    string // echo syntax: /api/v1/certificates/:id
+	Access  Access
+	Summary string
+	Tag     string
+	// Request and Response are sample values whose types describe the bodies (nil: none).
+	Request  any
+	Response any
+	// Status is the success status (200 when zero).
+	Status int
+	// BodyLimit overrides DefaultBodyLimit.
+	BodyLimit int64
+	// Raw marks bodies that are not JSON (snapshots, metrics).
+	Raw     bool
+	handler echo.HandlerFunc
+}
+
+// Server is the HTTP API of one node.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	echo    *echo.Echo
+	routes  []*Route
+	metrics *httpMetrics
+}
+
+// New builds the API server and its routes.
+func New(cfg Config) *Server {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxSnapshotBytes == 0 {
+		cfg.MaxSnapshotBytes = DefaultMaxSnapshotBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api")}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.errorHandler
+	s.echo = e
+	s.metrics = newHTTPMetrics(cfg.Registry)
+	e.Use(s.recoverMiddleware, s.metrics.middleware)
+
+	s.registerAuthRoutes()
+	s.registerClusterRoutes()
+	s.registerUserRoutes()
+	s.registerCertificateRoutes()
+	s.registerOpenAPIRoute()
+	return s
+}
+
+// Handler is the server's http.Handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Routes returns the route table, for tests and the OpenAPI document.
+func (s *Server) Routes() []*Route { return s.routes }
+
+// Echo exposes the router so tests can compare it with the route table.
+func (s *Server) Echo() *echo.Echo { return s.echo }
+
+// add registers a route with its auth and body-limit middleware.
+func (s *Server) add(r *Route, h echo.HandlerFunc) {
+	r.handler = h
+	if r.Status == 0 {
+		r.Status = http.StatusOK
+	}
+	limit := r.BodyLimit
+	if limit == 0 {
+		limit = DefaultBodyLimit
+	}
+	s.routes = append(s.routes, r)
+	s.echo.Add(r.Method, r.Path, h, s.bodyLimit(limit), s.authenticate(r.Access))
+}
+
+func (s *Server) now() time.Time { return s.cfg.Now().UTC() }
+
+// recoverMiddleware turns a panic in a handler into a 500 and a log line, not a dead node.
+func (s *Server) recoverMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				s.log.Error("handler panicked", "method", c.Request().Method, "path", c.Path(), "panic", r)
+				err = problem(http.StatusInternalServerError, "internal_error", "internal error; see the node's system log")
+			}
+		}()
+		return next(c)
+	}
+}
+
+// bodyLimit refuses bodies over limit with 413, both when Content-Length says so up front
+// and when a streamed body grows past it.
+func (s *Server) bodyLimit(limit int64) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			req := c.Request()
+			if req.ContentLength > limit {
+				return problem(http.StatusRequestEntityTooLarge, "body_too_large", "request body of %d bytes exceeds the limit of %d bytes", req.ContentLength, limit)
+			}
+			req.Body = http.MaxBytesReader(c.Response(), req.Body, limit)
+			return next(c)
+		}
+	}
+}
+
+// isWrite reports whether a method changes state.
+func isWrite(method string) bool {
+	switch strings.ToUpper(method) {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return false
+	}
+	return true
+}

@@ -1,0 +1,38 @@
+package cluster
+
+import (
+	"context"
+	"io"
+	"log/slog"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// newHCLogger gives raft an hclog.Logger whose records go to slog, so raft's log lines
+// join the node's structured system log instead of a separate stream.
+func newHCLogger(name string, log *slog.Logger) hclog.Logger {
+	l := hclog.NewInterceptLogger(&hclog.LoggerOptions{Name: name, Output: io.Discard, Level: hclog.Debug})
+	l.RegisterSink(&slogSink{log: log.With("component", name)})
+	return l
+}
+
+type slogSink struct{ log *slog.Logger }
+
+var hclogLevels = map[hclog.Level]slog.Level{
+	hclog.Trace: slog.LevelDebug - 4,
+	hclog.Debug: slog.LevelDebug,
+	hclog.Info:  slog.LevelInfo,
+	hclog.Warn:  slog.LevelWarn,
+	hclog.Error: slog.LevelError,
+}
+
+func (s *slogSink) Accept(name string, level hclog.Level, msg string, args ...any) {
+	lvl, ok := hclogLevels[level]
+	if !ok {
+		lvl = slog.LevelInfo
+	}
+	if !s.log.Enabled(context.Background(), lvl) {
+		return
+	}
+	s.log.Log(context.Background(), lvl, msg, args...)
+}

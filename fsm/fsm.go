@@ -1,0 +1,218 @@
+package fsm
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/hashicorp/go-memdb"
+	"github.com/hashicorp/raft"
+
+	"github.com/linkops/linkops/resource"
+)
+
+// Rule is a state-dependent invariant checked inside the apply transaction. For an upsert
+// old is nil on create; for a delete next is nil.
+type Rule func(txn *memdb.Txn, old, next resource.Object) error
+
+var rules = map[string][]Rule{}
+
+// AddRule registers an invariant for a kind. Rules live beside the resources they protect
+// (e.g. "a certificate used by a network component cannot be deleted") and are registered
+// from init functions, so the FSM applies the same rules on every replica.
+func AddRule(kind *resource.Kind, r Rule) { rules[kind.Name] = append(rules[kind.Name], r) }
+
+// FSM applies committed raft entries to the Store. It implements raft.FSM.
+type FSM struct {
+	store *Store
+	log   *slog.Logger
+}
+
+// New returns an FSM over an empty store.
+func New(log *slog.Logger) *FSM {
+	return &FSM{store: NewStore(), log: log}
+}
+
+// Store is the state the FSM maintains.
+func (f *FSM) Store() *Store { return f.store }
+
+// Apply applies one committed entry. It returns the stored resource, nil, or an error that
+// the proposer matches; errors here are per-command outcomes, not node failures.
+func (f *FSM) Apply(l *raft.Log) any {
+	if len(l.Data) == 0 {
+		return nil
+	}
+	t := MessageType(l.Data[0])
+	body := l.Data[1:]
+	switch t {
+	case UpsertType:
+		var req UpsertRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			return fmt.Errorf("decode upsert at index %d: %w", l.Index, err)
+		}
+		return f.applyUpsert(l.Index, &req)
+	case DeleteType:
+		var req DeleteRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			return fmt.Errorf("decode delete at index %d: %w", l.Index, err)
+		}
+		return f.applyDelete(&req)
+	case InitType:
+		var req InitRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			return fmt.Errorf("decode init at index %d: %w", l.Index, err)
+		}
+		return f.applyInit(l.Index, &req)
+	}
+	if t&IgnoreUnknownTypeFlag != 0 {
+		f.log.Warn("ignoring unknown command type that is marked ignorable", "type", t&^IgnoreUnknownTypeFlag, "index", l.Index)
+		return nil
+	}
+	// Skipping a state change would let this replica diverge from the others: stop.
+	panic(fmt.Errorf("%w %d at raft index %d: this node is older than the cluster; upgrade it", ErrUnknownCommand, t, l.Index))
+}
+
+func (f *FSM) applyUpsert(index uint64, req *UpsertRequest) any {
+	kind, ok := resource.KindByName(req.Kind)
+	if !ok {
+		return fmt.Errorf("%w: resource kind %q", ErrUnknownCommand, req.Kind)
+	}
+	obj := kind.New()
+	if err := json.Unmarshal(req.Object, obj); err != nil {
+		return fmt.Errorf("decode %s: %w", kind.Name, err)
+	}
+	meta := obj.Base()
+	if meta.ID == "" {
+		return fmt.Errorf("upsert %s without id", kind.Name)
+	}
+	db, _ := f.store.current()
+	txn := db.Txn(true)
+	defer txn.Abort()
+
+	raw, err := txn.First(kind.Name, "id", meta.ID)
+	if err != nil {
+		return err
+	}
+	var old resource.Object
+	if raw != nil {
+		old = raw.(resource.Object)
+	}
+	switch {
+	case req.Create && old != nil:
+		return ErrExists
+	case !req.Create && old == nil:
+		return ErrNotFound
+	case req.ExpectIndex != 0 && (old == nil || old.Base().Index != req.ExpectIndex):
+		return ErrIndexMismatch
+	}
+	for idx, fn := range kind.Unique {
+		v := fn(obj)
+		if v == "" {
+			continue
+		}
+		other, err := txn.First(kind.Name, idx, v)
+		if err != nil {
+			return err
+		}
+		if other != nil && other.(resource.Object).Base().ID != meta.ID {
+			return Refuse(idx+"_taken", "%s %q is already used by %s %q", idx, v, kind.Name, other.(resource.Object).Base().ID)
+		}
+	}
+	for _, r := range rules[kind.Name] {
+		if err := r(txn, old, obj); err != nil {
+			return err
+		}
+	}
+	meta.CreatedAt, meta.UpdatedAt, meta.Index = req.Now, req.Now, index
+	if old != nil {
+		meta.CreatedAt = old.Base().CreatedAt
+	}
+	if err := txn.Insert(kind.Name, obj); err != nil {
+		return fmt.Errorf("store %s %q: %w", kind.Name, meta.ID, err)
+	}
+	txn.Commit()
+	return obj
+}
+
+func (f *FSM) applyDelete(req *DeleteRequest) any {
+	kind, ok := resource.KindByName(req.Kind)
+	if !ok {
+		return fmt.Errorf("%w: resource kind %q", ErrUnknownCommand, req.Kind)
+	}
+	db, _ := f.store.current()
+	txn := db.Txn(true)
+	defer txn.Abort()
+	raw, err := txn.First(kind.Name, "id", req.ID)
+	if err != nil {
+		return err
+	}
+	if raw == nil {
+		return ErrNotFound
+	}
+	old := raw.(resource.Object)
+	if req.ExpectIndex != 0 && old.Base().Index != req.ExpectIndex {
+		return ErrIndexMismatch
+	}
+	for _, r := range rules[kind.Name] {
+		if err := r(txn, old, nil); err != nil {
+			return err
+		}
+	}
+	if err := txn.Delete(kind.Name, old); err != nil {
+		return fmt.Errorf("delete %s %q: %w", kind.Name, req.ID, err)
+	}
+	txn.Commit()
+	return nil
+}
+
+func (f *FSM) applyInit(index uint64, req *InitRequest) any {
+	db, _ := f.store.current()
+	txn := db.Txn(true)
+	defer txn.Abort()
+	if raw, _ := txn.First(metaTable, "id", MetaInitialized); raw != nil {
+		return ErrAlreadyInitialized
+	}
+	admin := req.Admin
+	admin.CreatedAt, admin.UpdatedAt, admin.Index = req.Now, req.Now, index
+	for _, e := range []*metaEntry{{Key: MetaInitialized, Value: []byte("true")}, {Key: MetaTokenKey, Value: req.TokenKey}} {
+		if err := txn.Insert(metaTable, e); err != nil {
+			return err
+		}
+	}
+	if err := txn.Insert(resource.Users.Name, admin); err != nil {
+		return err
+	}
+	txn.Commit()
+	return admin
+}
+
+// Snapshot captures the state at this point; Persist writes it out while applies go on
+// (memdb transactions are immutable views).
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	db, _ := f.store.current()
+	return &snapshot{txn: db.Txn(false)}, nil
+}
+
+// Restore replaces the whole state with a snapshot's, after verifying it completely:
+// a corrupt snapshot leaves the current state in place.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	db := newDB()
+	txn := db.Txn(true)
+	if _, err := readSnapshot(rc, txn); err != nil {
+		txn.Abort()
+		return err
+	}
+	txn.Commit()
+	f.store.replace(db)
+	return nil
+}
+
+// IsRuleError reports whether err is a business-rule refusal and returns it.
+func IsRuleError(err error) (*RuleError, bool) {
+	var re *RuleError
+	ok := errors.As(err, &re)
+	return re, ok
+}

@@ -1,0 +1,167 @@
+package fsm
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/linkops/linkops/resource"
+)
+
+// Meta keys of the cluster-wide settings kept beside the resources.
+const (
+	MetaInitialized = "initialized"
+	MetaTokenKey    = "tokenKey"
+)
+
+const metaTable = "meta"
+
+// metaEntry is one cluster-wide setting.
+type metaEntry struct {
+	Key   string `json:"key"`
+	Value []byte `json:"value"`
+}
+
+// Store is the in-memory state every read is served from. Objects it returns are shared
+// with the store and with other readers: treat them as immutable (resource.Redacted makes a
+// copy to change).
+type Store struct {
+	mu sync.RWMutex
+	db *memdb.MemDB
+	// abandon is closed when a snapshot restore replaces the whole database, so that
+	// watchers of the old one wake up and look again.
+	abandon chan struct{}
+}
+
+// NewStore returns an empty store with a table per registered resource kind.
+func NewStore() *Store {
+	return &Store{db: newDB(), abandon: make(chan struct{})}
+}
+
+func newDB() *memdb.MemDB {
+	db, err := memdb.NewMemDB(schema())
+	if err != nil {
+		panic(fmt.Sprintf("fsm: invalid schema: %v", err)) // a programming error
+	}
+	return db
+}
+
+func schema() *memdb.DBSchema {
+	s := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
+		metaTable: {Name: metaTable, Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
+		}},
+	}}
+	for _, k := range resource.Kinds() {
+		t := &memdb.TableSchema{Name: k.Name, Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+		}}
+		for name, fn := range k.Unique {
+			t.Indexes[name] = &memdb.IndexSchema{Name: name, Unique: true, AllowMissing: true, Indexer: funcIndex(fn)}
+		}
+		s.Tables[k.Name] = t
+	}
+	return s
+}
+
+// funcIndex indexes objects by the string a function derives from them; an empty string
+// leaves the object out of the index.
+type funcIndex func(resource.Object) string
+
+func (f funcIndex) FromObject(raw any) (bool, []byte, error) {
+	v := f(raw.(resource.Object))
+	if v == "" {
+		return false, nil, nil
+	}
+	return true, []byte(v + "\x00"), nil
+}
+
+func (f funcIndex) FromArgs(args ...any) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("want one argument, got %d", len(args))
+	}
+	s, ok := args[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("argument must be a string: %#v", args[0])
+	}
+	return []byte(s + "\x00"), nil
+}
+
+func (s *Store) current() (*memdb.MemDB, chan struct{}) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.db, s.abandon
+}
+
+// replace swaps in a restored database and wakes every watcher of the old one.
+func (s *Store) replace(db *memdb.MemDB) {
+	s.mu.Lock()
+	old := s.abandon
+	s.db, s.abandon = db, make(chan struct{})
+	s.mu.Unlock()
+	close(old)
+}
+
+// AbandonCh is closed when the whole state is replaced by a snapshot restore.
+func (s *Store) AbandonCh() <-chan struct{} {
+	_, ch := s.current()
+	return ch
+}
+
+// Get returns one resource, or ErrNotFound.
+func (s *Store) Get(kind *resource.Kind, id string) (resource.Object, error) {
+	db, _ := s.current()
+	raw, err := db.Txn(false).First(kind.Name, "id", id)
+	if err != nil {
+		return nil, fmt.Errorf("get %s %q: %w", kind.Name, id, err)
+	}
+	if raw == nil {
+		return nil, ErrNotFound
+	}
+	return raw.(resource.Object), nil
+}
+
+// GetBy returns the resource whose unique index idx has value v, or ErrNotFound.
+func (s *Store) GetBy(kind *resource.Kind, idx, v string) (resource.Object, error) {
+	db, _ := s.current()
+	raw, err := db.Txn(false).First(kind.Name, idx, v)
+	if err != nil {
+		return nil, fmt.Errorf("get %s by %s: %w", kind.Name, idx, err)
+	}
+	if raw == nil {
+		return nil, ErrNotFound
+	}
+	return raw.(resource.Object), nil
+}
+
+// List returns every resource of a kind in id order, and a channel closed when the
+// collection next changes (or the state is replaced), for watchers.
+func (s *Store) List(kind *resource.Kind) ([]resource.Object, <-chan struct{}) {
+	db, _ := s.current()
+	it, err := db.Txn(false).Get(kind.Name, "id")
+	if err != nil {
+		panic(fmt.Sprintf("fsm: list %s: %v", kind.Name, err)) // table from the schema: cannot fail
+	}
+	var out []resource.Object
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, raw.(resource.Object))
+	}
+	return out, it.WatchCh()
+}
+
+// Count returns the number of resources of a kind.
+func (s *Store) Count(kind *resource.Kind) int {
+	objs, _ := s.List(kind)
+	return len(objs)
+}
+
+// Meta returns a cluster-wide setting, or nil.
+func (s *Store) Meta(key string) []byte {
+	db, _ := s.current()
+	raw, _ := db.Txn(false).First(metaTable, "id", key)
+	if raw == nil {
+		return nil
+	}
+	return raw.(*metaEntry).Value
+}

@@ -1,0 +1,193 @@
+package node
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/linkops/linkops/auth"
+)
+
+// Version of this build; set with -ldflags "-X github.com/linkops/linkops/node.Version=…".
+var Version = "0.1.0-dev"
+
+// Config is everything `linkops agent` can be told. Each field has one flag, one
+// environment variable (LINKOPS_<FLAG NAME>) and one key in the --config file; the default
+// is written once, beside the flag, in BindFlags.
+type Config struct {
+	NodeID          string
+	DataDir         string
+	HTTPAddr        string
+	RaftAddr        string
+	GossipAddr      string
+	AdvertiseHost   string
+	Join            []string
+	BootstrapExpect int
+	Rack            string
+	ClusterKey      string
+	AdminPassword   string
+	BlobStore       string
+	LogLevel        string
+	TokenTTL        time.Duration
+
+	// Raft tuning, mostly for tests; zero keeps the cluster package's defaults.
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	TrailingLogs      uint64
+}
+
+// BindFlags declares the agent's flags on fs, with their defaults.
+func (c *Config) BindFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.NodeID, "node-id", "", "stable id of this node, stored in the data dir (default: the stored id, or the hostname for a new data dir)")
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory for the raft log, snapshots, node-local logs and local blobs")
+	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8844", "address of the REST API, console and metrics")
+	fs.StringVar(&c.RaftAddr, "raft-addr", "127.0.0.1:8845", "address of the raft transport")
+	fs.StringVar(&c.GossipAddr, "gossip-addr", "127.0.0.1:8846", "address of gossip membership (TCP and UDP)")
+	fs.StringVar(&c.AdvertiseHost, "advertise-host", "", "host other nodes and clients should use to reach this node (default: the host of each address)")
+	fs.StringSliceVar(&c.Join, "join", nil, "comma-separated gossip addresses of cluster members to join")
+	fs.IntVar(&c.BootstrapExpect, "bootstrap-expect", 1, "form a new cluster once this many nodes have met")
+	fs.StringVar(&c.Rack, "rack", "", "failure-domain label shown in the node list")
+	fs.StringVar(&c.ClusterKey, "cluster-key", "", "base64 32-byte key shared by all nodes; encrypts gossip and authenticates internal calls")
+	fs.StringVar(&c.AdminPassword, "admin-password", "", "password of the admin user when the cluster is first created (default: generated and printed once)")
+	fs.StringVar(&c.BlobStore, "blob-store", "", "firmware blob store: file://DIR or s3://BUCKET?endpoint=HOST:PORT&secure=false&region=R (default: file://<data-dir>/blobs)")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.DurationVar(&c.TokenTTL, "token-ttl", auth.DefaultTokenTTL, "how long a login token stays valid")
+}
+
+// LoadEnvAndFile fills every flag not given on the command line from LINKOPS_<NAME> and
+// then from the JSON config file named by configFile (keys are flag names). Command-line
+// flags win over the environment, which wins over the file.
+func LoadEnvAndFile(fs *pflag.FlagSet, configFile string) error {
+	var file map[string]any
+	if configFile != "" {
+		b, err := os.ReadFile(configFile)
+		if err != nil {
+			return fmt.Errorf("read config file: %w", err)
+		}
+		if err := json.Unmarshal(b, &file); err != nil {
+			return fmt.Errorf("config file %s is not a JSON object of flag names to values: %w", configFile, err)
+		}
+		for k := range file {
+			if fs.Lookup(k) == nil {
+				return fmt.Errorf("config file %s: unknown setting %q", configFile, k)
+			}
+		}
+	}
+	var errs []error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed || f.Name == "config" {
+			return
+		}
+		env := "LINKOPS_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", env, err))
+			}
+			return
+		}
+		v, ok := file[f.Name]
+		if !ok {
+			return
+		}
+		var s string
+		switch t := v.(type) {
+		case string:
+			s = t
+		case []any:
+			parts := make([]string, len(t))
+			for i, p := range t {
+				parts[i] = fmt.Sprint(p)
+			}
+			s = strings.Join(parts, ",")
+		default:
+			s = fmt.Sprint(t)
+		}
+		if err := fs.Set(f.Name, s); err != nil {
+			errs = append(errs, fmt.Errorf("config file %q: %w", f.Name, err))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// validate checks the configuration and fills derived defaults.
+func (c *Config) validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir must not be empty"))
+	}
+	for name, addr := range map[string]string{"--http-addr": c.HTTPAddr, "--raft-addr": c.RaftAddr, "--gossip-addr": c.GossipAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: want HOST:PORT: %v", name, addr, err))
+		}
+	}
+	if c.BootstrapExpect < 1 {
+		errs = append(errs, fmt.Errorf("--bootstrap-expect must be at least 1 (got %d)", c.BootstrapExpect))
+	}
+	if c.ClusterKey != "" {
+		k, err := base64.StdEncoding.DecodeString(c.ClusterKey)
+		if err != nil || len(k) != 32 {
+			errs = append(errs, errors.New("--cluster-key must be 32 bytes in base64 (make one with: head -c32 /dev/urandom | base64)"))
+		}
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if c.TokenTTL <= 0 {
+		errs = append(errs, errors.New("--token-ttl must be positive"))
+	}
+	if c.BlobStore == "" {
+		c.BlobStore = "file://" + filepath.Join(c.DataDir, "blobs")
+	}
+	return errors.Join(errs...)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// advertise returns the address peers should use for a bind address.
+func (c *Config) advertise(bind string) (string, error) {
+	host, port, err := net.SplitHostPort(bind)
+	if err != nil {
+		return "", err
+	}
+	if c.AdvertiseHost != "" {
+		return net.JoinHostPort(c.AdvertiseHost, port), nil
+	}
+	ip := net.ParseIP(host)
+	if host != "" && (ip == nil || !ip.IsUnspecified()) {
+		return bind, nil
+	}
+	guess, err := firstPrivateIP()
+	if err != nil {
+		return "", fmt.Errorf("%s binds every interface and no --advertise-host is set: %w", bind, err)
+	}
+	return net.JoinHostPort(guess, port), nil
+}
+
+// firstPrivateIP finds an address to advertise when binding 0.0.0.0, as Consul does.
+func firstPrivateIP() (string, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return "", err
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsPrivate() {
+			return n.IP.String(), nil
+		}
+	}
+	return "", errors.New("no private IPv4 address found; set --advertise-host")
+}

@@ -1,0 +1,278 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/linkops/linkops/api"
+	"github.com/linkops/linkops/auth"
+	"github.com/linkops/linkops/cluster"
+	"github.com/linkops/linkops/fsm"
+	"github.com/linkops/linkops/resource"
+)
+
+// ErrNodeIDMismatch: the data directory was created by a node with another id.
+var ErrNodeIDMismatch = errors.New("data directory belongs to a different node id")
+
+// Node is one running linkops agent.
+type Node struct {
+	cfg      Config
+	log      *slog.Logger
+	out      io.Writer
+	fsm      *fsm.FSM
+	cluster  *cluster.Cluster
+	api      *api.Server
+	http     *http.Server
+	httpLn   net.Listener
+	registry *prometheus.Registry
+	served   chan struct{}
+}
+
+// Options are the parts of a node that are not configuration: where it writes its log
+// and its one-time console messages.
+type Options struct {
+	// Log receives the structured system log (stdout when nil).
+	Log io.Writer
+	// Console receives messages meant for the person who started the node: the URL, and
+	// the generated admin password, which must never enter the system log (stdout when nil).
+	Console io.Writer
+}
+
+// New validates the configuration, opens the data directory and starts the node.
+func New(cfg Config, opts Options) (*Node, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if opts.Log == nil {
+		opts.Log = os.Stdout
+	}
+	if opts.Console == nil {
+		opts.Console = os.Stdout
+	}
+	level, _ := parseLevel(cfg.LogLevel)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
+	}
+	id, err := claimNodeID(cfg.DataDir, cfg.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	cfg.NodeID = id
+	log := slog.New(slog.NewTextHandler(opts.Log, &slog.HandlerOptions{Level: level})).With("node", id)
+
+	n := &Node{cfg: cfg, log: log, out: opts.Console, registry: prometheus.NewRegistry(), served: make(chan struct{})}
+	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := n.start(); err != nil {
+		n.stop(context.Background())
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) start() error {
+	raftAdv, err := n.cfg.advertise(n.cfg.RaftAddr)
+	if err != nil {
+		return err
+	}
+	n.fsm = fsm.New(n.log.With("component", "fsm"))
+	n.cluster, err = cluster.New(cluster.Config{
+		NodeID:            n.cfg.NodeID,
+		DataDir:           n.cfg.DataDir,
+		RaftBind:          n.cfg.RaftAddr,
+		RaftAdvertise:     raftAdv,
+		BootstrapExpect:   n.cfg.BootstrapExpect,
+		FSM:               n.fsm,
+		Logger:            n.log,
+		Registerer:        n.registry,
+		SnapshotThreshold: n.cfg.SnapshotThreshold,
+		SnapshotInterval:  n.cfg.SnapshotInterval,
+		TrailingLogs:      n.cfg.TrailingLogs,
+		LeaderRoutines:    []cluster.LeaderRoutine{{Name: "initialize", Run: n.initialize}},
+	})
+	if err != nil {
+		return err
+	}
+
+	n.httpLn, err = net.Listen("tcp", n.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen for the API on %s: %w", n.cfg.HTTPAddr, err)
+	}
+	apiAdv, err := n.cfg.advertise(n.httpLn.Addr().String())
+	if err != nil {
+		return err
+	}
+	gossipAdv, err := n.cfg.advertise(n.cfg.GossipAddr)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(n.cfg.DataDir, "tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return err
+	}
+	n.api = api.New(api.Config{
+		Self: api.NodeInfo{ID: n.cfg.NodeID, APIAddr: apiAdv, RaftAddr: raftAdv, GossipAddr: gossipAdv,
+			Rack: n.cfg.Rack, Version: Version},
+		Raft:     n.cluster,
+		Store:    n.fsm.Store(),
+		Logger:   n.log,
+		Registry: n.registry,
+		TokenTTL: n.cfg.TokenTTL,
+		TempDir:  tmp,
+	})
+	n.http = &http.Server{Handler: n.api.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+	go func() {
+		defer close(n.served)
+		if err := n.http.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("API server stopped", "error", err)
+		}
+	}()
+	n.log.Info("node started", "http", n.httpLn.Addr().String(), "raft", raftAdv, "version", Version, "data_dir", n.cfg.DataDir)
+	fmt.Fprintf(n.out, "linkops node %q is serving the API at http://%s\n", n.cfg.NodeID, n.httpLn.Addr())
+	fmt.Fprintf(n.out, "log in with: linkops login --addr http://%s --username admin\n", n.httpLn.Addr())
+	return nil
+}
+
+// HTTPAddr is the address the API listens on (useful with port 0).
+func (n *Node) HTTPAddr() string { return n.httpLn.Addr().String() }
+
+// ID is this node's id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// Cluster exposes the node's raft membership, for tests and in-process tools.
+func (n *Node) Cluster() *cluster.Cluster { return n.cluster }
+
+// Store exposes the node's replicated state, read-only.
+func (n *Node) Store() *fsm.Store { return n.fsm.Store() }
+
+// API exposes the API server, for tests that walk its routes.
+func (n *Node) API() *api.Server { return n.api }
+
+// Shutdown stops the API, then raft, waiting at most until ctx ends for requests in flight.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.log.Info("node stopping")
+	return n.stop(ctx)
+}
+
+func (n *Node) stop(ctx context.Context) error {
+	var errs []error
+	if n.http != nil {
+		if err := n.http.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+			_ = n.http.Close()
+		}
+		<-n.served
+	} else if n.httpLn != nil {
+		_ = n.httpLn.Close()
+	}
+	if n.cluster != nil {
+		if err := n.cluster.Shutdown(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// initialize is leader-only work that runs once per cluster: it stores the token key and
+// the first admin user. It retries until it succeeds or leadership ends.
+func (n *Node) initialize(ctx context.Context) {
+	for ctx.Err() == nil {
+		if n.fsm.Store().Meta(fsm.MetaInitialized) != nil {
+			return
+		}
+		err := n.applyInit(ctx)
+		if err == nil || errors.Is(err, fsm.ErrAlreadyInitialized) {
+			return
+		}
+		n.log.Warn("initializing the cluster failed; retrying", "error", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (n *Node) applyInit(ctx context.Context) error {
+	pw, generated := n.cfg.AdminPassword, false
+	if pw == "" {
+		pw, generated = randomPassword(20), true
+	}
+	hash, err := auth.HashPassword(pw)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	admin := &resource.User{Meta: resource.Meta{ID: "admin"}, Username: "admin", PasswordHash: hash, Role: resource.RoleAdmin, PasswordSetAt: now}
+	cmd, err := fsm.Encode(fsm.InitType, fsm.InitRequest{TokenKey: auth.NewKey(), Admin: admin, Now: now})
+	if err != nil {
+		return err
+	}
+	if _, err := n.cluster.Apply(ctx, cmd); err != nil {
+		return err
+	}
+	n.log.Info("cluster initialized with user admin")
+	if generated {
+		// Straight to the console, never to the system log: it is a secret.
+		fmt.Fprintf(n.out, "\n  Generated password for user admin (shown only once): %s\n  Change it with: linkops user update admin --password ...\n\n", pw)
+	}
+	return nil
+}
+
+const passwordAlphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+func randomPassword(n int) string {
+	var b strings.Builder
+	for range n {
+		i, _ := rand.Int(rand.Reader, big.NewInt(int64(len(passwordAlphabet))))
+		b.WriteByte(passwordAlphabet[i.Int64()])
+	}
+	return b.String()
+}
+
+// claimNodeID binds a data directory to one node id. The id is written on first start;
+// a later start with a different --node-id is refused, because raft would otherwise
+// rejoin its peers under a new name with an old log.
+func claimNodeID(dataDir, flagID string) (string, error) {
+	path := filepath.Join(dataDir, "node-id")
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		stored := strings.TrimSpace(string(b))
+		if flagID != "" && flagID != stored {
+			return "", fmt.Errorf("%w: %s was created by node %q but this node was started with --node-id %q; "+
+				"start it with --node-id %s, or give it a fresh --data-dir to make a new node", ErrNodeIDMismatch, dataDir, stored, flagID, stored)
+		}
+		return stored, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return "", fmt.Errorf("read node id: %w", err)
+	}
+	id := flagID
+	if id == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return "", fmt.Errorf("no --node-id given and the hostname is unknown: %w", err)
+		}
+		id = strings.ReplaceAll(host, ".", "-")
+	}
+	var errs resource.Errors
+	if resource.ValidateID(&errs, id); len(errs) > 0 {
+		return "", fmt.Errorf("node id %q must match ^[A-Za-z0-9_-]{1,64}$; set --node-id", id)
+	}
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("store node id: %w", err)
+	}
+	return id, nil
+}
