@@ -94,10 +94,14 @@ func (s *Server) OpenAPI() (*openapi3.T, error) {
 	return doc, nil
 }
 
-// schemaFor describes a Go value's JSON; secret fields are marked writeOnly.
+// schemaFor describes a Go value's JSON; secret fields are marked writeOnly and internal
+// ones left out.
 func schemaFor(v any) (*openapi3.SchemaRef, error) {
 	return openapi3gen.NewSchemaRefForValue(v, nil, openapi3gen.SchemaCustomizer(
 		func(_ string, _ reflect.Type, tag reflect.StructTag, schema *openapi3.Schema) error {
+			if internal, _ := strconv.ParseBool(tag.Get("internal")); internal {
+				return &openapi3gen.ExcludeSchemaSentinel{}
+			}
 			if secret, _ := strconv.ParseBool(tag.Get("secret")); secret {
 				schema.WriteOnly = true
 			}

@@ -30,17 +30,26 @@ func agentCmd(g *globals) *cobra.Command {
 			if err := node.LoadEnvAndFile(cmd.Flags(), configFile); err != nil {
 				return err
 			}
+			// Listen before starting, so a signal during start-up still shuts down cleanly.
+			sig := make(chan os.Signal, 2)
+			signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+			defer signal.Stop(sig)
 			n, err := node.New(cfg, node.Options{Log: g.stderr, Console: g.stdout})
 			if err != nil {
 				return err
 			}
-			sig := make(chan os.Signal, 1)
-			signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 			s := <-sig
-			fmt.Fprintf(g.stdout, "received %s, shutting down\n", s)
+			fmt.Fprintf(g.stdout, "received %s, shutting down (send it again to stop at once)\n", s)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			return n.Shutdown(ctx)
+			done := make(chan error, 1)
+			go func() { done <- n.Shutdown(ctx) }()
+			select {
+			case err := <-done:
+				return err
+			case s := <-sig:
+				return fmt.Errorf("received %s again: stopped without a clean shutdown", s)
+			}
 		},
 	}
 	cfg.BindFlags(cmd.Flags())

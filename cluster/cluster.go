@@ -52,6 +52,10 @@ type Config struct {
 	TrailingLogs      uint64
 	// SnapshotInterval is how often raft checks whether a snapshot is due (tests shorten it).
 	SnapshotInterval time.Duration
+	// HeartbeatTimeout and ElectionTimeout override raft's 1 s defaults (tests shorten
+	// them); LeaderLeaseTimeout follows at half the heartbeat timeout.
+	HeartbeatTimeout time.Duration
+	ElectionTimeout  time.Duration
 }
 
 // Cluster is this node's membership in the raft cluster.
@@ -133,7 +137,11 @@ func (c *Cluster) open() error {
 	if adv.IP == nil || adv.IP.IsUnspecified() {
 		return fmt.Errorf("raft advertise address %q must name a reachable IP, not a wildcard (set --advertise-host)", c.cfg.RaftAdvertise)
 	}
-	trans, err := raft.NewTCPTransportWithLogger(c.cfg.RaftBind, adv, 3, 10*time.Second, hlog)
+	var advertise net.Addr = adv
+	if adv.Port == 0 {
+		advertise = nil // bound to a random port (tests): advertise the port we get
+	}
+	trans, err := raft.NewTCPTransportWithLogger(c.cfg.RaftBind, advertise, 3, 10*time.Second, hlog)
 	if err != nil {
 		return fmt.Errorf("listen for raft on %s: %w", c.cfg.RaftBind, err)
 	}
@@ -147,6 +155,13 @@ func (c *Cluster) open() error {
 	rc.TrailingLogs = c.cfg.TrailingLogs
 	if c.cfg.SnapshotInterval > 0 {
 		rc.SnapshotInterval = c.cfg.SnapshotInterval
+	}
+	if c.cfg.HeartbeatTimeout > 0 {
+		rc.HeartbeatTimeout = c.cfg.HeartbeatTimeout
+		rc.LeaderLeaseTimeout = c.cfg.HeartbeatTimeout / 2
+	}
+	if c.cfg.ElectionTimeout > 0 {
+		rc.ElectionTimeout = c.cfg.ElectionTimeout
 	}
 
 	existing, err := raft.HasExistingState(logs, store, snaps)

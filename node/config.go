@@ -43,6 +43,8 @@ type Config struct {
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64
+	HeartbeatTimeout  time.Duration
+	ElectionTimeout   time.Duration
 }
 
 // BindFlags declares the agent's flags on fs, with their defaults.

@@ -101,12 +101,15 @@ func (n *Node) start() error {
 		SnapshotThreshold: n.cfg.SnapshotThreshold,
 		SnapshotInterval:  n.cfg.SnapshotInterval,
 		TrailingLogs:      n.cfg.TrailingLogs,
+		HeartbeatTimeout:  n.cfg.HeartbeatTimeout,
+		ElectionTimeout:   n.cfg.ElectionTimeout,
 		LeaderRoutines:    []cluster.LeaderRoutine{{Name: "initialize", Run: n.initialize}},
 	})
 	if err != nil {
 		return err
 	}
 
+	raftAdv = n.cluster.RaftAddr()
 	n.httpLn, err = net.Listen("tcp", n.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen for the API on %s: %w", n.cfg.HTTPAddr, err)

@@ -23,7 +23,8 @@ type User struct {
 	// Password is write-only plain text; the API hashes it into PasswordHash before the
 	// user is stored, and it is never kept.
 	Password     string `json:"password,omitempty" secret:"true"`
-	PasswordHash string `json:"passwordHash,omitempty" secret:"true"`
+	// PasswordHash is internal: stored and replicated, never shown or documented.
+	PasswordHash string `json:"passwordHash,omitempty" secret:"true" internal:"true"`
 	Role         string `json:"role"`
 	// PasswordSetAt lets a token issued before a password change be refused.
 	PasswordSetAt time.Time `json:"passwordSetAt"`

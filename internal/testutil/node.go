@@ -1,0 +1,134 @@
+package testutil
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/linkops/linkops/client"
+	"github.com/linkops/linkops/node"
+)
+
+// AdminPassword is the admin password of every test node.
+const AdminPassword = "test-admin-password"
+
+// SyncBuffer is a bytes.Buffer safe for a node's log goroutines and a test's reads.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestNode is an in-process node plus what a test needs to talk to it.
+type TestNode struct {
+	*node.Node
+	Dir string
+	// Log holds everything the node logged and printed.
+	Log *SyncBuffer
+	Cfg node.Config
+}
+
+// StartNode starts a single-node cluster on random loopback ports in dir (a new temp dir
+// when empty), waits until it leads and is initialized, and stops it when the test ends.
+func StartNode(t testing.TB, dir string, mutate ...func(*node.Config)) *TestNode {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	cfg := node.Config{
+		NodeID:          "node1",
+		DataDir:         dir,
+		HTTPAddr:        "127.0.0.1:0",
+		RaftAddr:        "127.0.0.1:0",
+		GossipAddr:      "127.0.0.1:0",
+		BootstrapExpect: 1,
+		AdminPassword:   AdminPassword,
+		LogLevel:        "debug",
+		TokenTTL:        time.Hour,
+		// Short raft timeouts only make elections quicker; no test judges their speed.
+		HeartbeatTimeout: 300 * time.Millisecond,
+		ElectionTimeout:  300 * time.Millisecond,
+	}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	buf := &SyncBuffer{}
+	n, err := node.New(cfg, node.Options{Log: buf, Console: buf})
+	if err != nil {
+		t.Fatalf("start node: %v", err)
+	}
+	tn := &TestNode{Node: n, Dir: dir, Log: buf, Cfg: cfg}
+	t.Cleanup(func() { tn.Stop(t) })
+	WaitFor(t, 20*time.Second, "node to lead and be initialized", func() bool {
+		_, _, err := tn.Client("").Login(context.Background(), "admin", cfg.AdminPassword)
+		return err == nil
+	})
+	return tn
+}
+
+// Stop shuts the node down (idempotent).
+func (n *TestNode) Stop(t testing.TB) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.Shutdown(ctx); err != nil {
+		t.Logf("shutdown %s: %v", n.ID(), err)
+	}
+}
+
+// Client returns an API client with the given token.
+func (n *TestNode) Client(token string) *client.Client {
+	return client.New(n.HTTPAddr(), token)
+}
+
+// Admin returns a client logged in as admin.
+func (n *TestNode) Admin(t testing.TB) *client.Client {
+	t.Helper()
+	c := n.Client("")
+	if _, _, err := c.Login(context.Background(), "admin", n.Cfg.AdminPassword); err != nil {
+		t.Fatalf("admin login: %v", err)
+	}
+	return c
+}
+
+// Viewer creates a viewer user (once) and returns a client logged in as it.
+func (n *TestNode) Viewer(t testing.TB) *client.Client {
+	t.Helper()
+	ctx := context.Background()
+	admin := n.Admin(t)
+	_, err := admin.Do(ctx, http.MethodPost, "/api/v1/users", map[string]string{"id": "viewer", "username": "viewer", "password": "viewer-password", "role": "viewer"}, nil)
+	if p, ok := err.(*client.Problem); err != nil && !(ok && p.Status == http.StatusConflict) {
+		t.Fatalf("create viewer: %v", err)
+	}
+	c := n.Client("")
+	if _, _, err := c.Login(ctx, "viewer", "viewer-password"); err != nil {
+		t.Fatalf("viewer login: %v", err)
+	}
+	return c
+}
+
+// WaitFor polls cond until it holds or the timeout passes. Timeouts are generous: they
+// bound a hang, they never judge speed.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
