@@ -59,7 +59,7 @@ func (s *Server) login(c echo.Context) error {
 		return problem(http.StatusUnauthorized, "invalid_credentials", "invalid username or password")
 	}
 	u := obj.(*resource.User)
-	token, exp, err := auth.Issue(key, u.ID, s.now(), s.cfg.TokenTTL)
+	token, exp, err := auth.Issue(key, u.ID, u.PasswordSetAt, s.now(), s.cfg.TokenTTL)
 	if err != nil {
 		return err
 	}

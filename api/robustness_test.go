@@ -161,9 +161,9 @@ func TestHealthAndNodes(t *testing.T) {
 	var nodes struct {
 		Items []struct {
 			ID, APIAddr, RaftAddr, Rack, Version, Role, Status string
-			Voter                                             bool
-			AppliedIndex                                      uint64
-			LastContact                                       *string
+			Voter                                              bool
+			AppliedIndex                                       uint64
+			LastContact                                        *string
 		}
 	}
 	if _, err := n.Admin(t).Do(ctx, http.MethodGet, "/api/v1/cluster/nodes", nil, &nodes); err != nil {

@@ -46,12 +46,16 @@ func CheckPassword(hash, pw string) bool {
 // Claims is what a token says.
 type Claims struct {
 	jwt.RegisteredClaims
+	// PasswordVersion is the user's PasswordSetAt in Unix nanoseconds when the token was
+	// issued: a password change makes every older token void, to the nanosecond.
+	PasswordVersion int64 `json:"pwv"`
 }
 
-// Issue signs a token for user id uid, valid for ttl from now.
-func Issue(key []byte, uid string, now time.Time, ttl time.Duration) (token string, expires time.Time, err error) {
+// Issue signs a token for user id uid, whose password was last set at passwordSetAt,
+// valid for ttl from now.
+func Issue(key []byte, uid string, passwordSetAt, now time.Time, ttl time.Duration) (token string, expires time.Time, err error) {
 	expires = now.Add(ttl).UTC().Truncate(time.Second)
-	c := Claims{RegisteredClaims: jwt.RegisteredClaims{
+	c := Claims{PasswordVersion: passwordSetAt.UnixNano(), RegisteredClaims: jwt.RegisteredClaims{
 		Subject:   uid,
 		IssuedAt:  jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(expires),
@@ -79,8 +83,8 @@ func Verify(key []byte, token string) (*Claims, error) {
 	return &c, nil
 }
 
-// StillValidFor reports whether a token issued at iat survives a password set at
-// passwordSetAt (tokens from before a password change are void).
+// StillValidFor reports whether a token survives the user's current password: tokens
+// issued for an earlier password are void.
 func StillValidFor(c *Claims, passwordSetAt time.Time) bool {
-	return !c.IssuedAt.Time.Before(passwordSetAt.Truncate(time.Second))
+	return c.PasswordVersion == passwordSetAt.UnixNano()
 }

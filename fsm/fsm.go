@@ -45,6 +45,8 @@ func (f *FSM) Apply(l *raft.Log) any {
 		return nil
 	}
 	t := MessageType(l.Data[0])
+	ignorable := t&IgnoreUnknownTypeFlag != 0
+	t &^= IgnoreUnknownTypeFlag
 	body := l.Data[1:]
 	switch t {
 	case UpsertType:
@@ -52,13 +54,13 @@ func (f *FSM) Apply(l *raft.Log) any {
 		if err := json.Unmarshal(body, &req); err != nil {
 			return fmt.Errorf("decode upsert at index %d: %w", l.Index, err)
 		}
-		return f.applyUpsert(l.Index, &req)
+		return f.applyUpsert(l.Index, &req, ignorable)
 	case DeleteType:
 		var req DeleteRequest
 		if err := json.Unmarshal(body, &req); err != nil {
 			return fmt.Errorf("decode delete at index %d: %w", l.Index, err)
 		}
-		return f.applyDelete(&req)
+		return f.applyDelete(l.Index, &req, ignorable)
 	case InitType:
 		var req InitRequest
 		if err := json.Unmarshal(body, &req); err != nil {
@@ -66,18 +68,23 @@ func (f *FSM) Apply(l *raft.Log) any {
 		}
 		return f.applyInit(l.Index, &req)
 	}
-	if t&IgnoreUnknownTypeFlag != 0 {
-		f.log.Warn("ignoring unknown command type that is marked ignorable", "type", t&^IgnoreUnknownTypeFlag, "index", l.Index)
-		return nil
-	}
-	// Skipping a state change would let this replica diverge from the others: stop.
-	panic(fmt.Errorf("%w %d at raft index %d: this node is older than the cluster; upgrade it", ErrUnknownCommand, t, l.Index))
+	return f.unknown(l.Index, fmt.Sprintf("type %d", t), ignorable)
 }
 
-func (f *FSM) applyUpsert(index uint64, req *UpsertRequest) any {
+// unknown handles a command this version cannot apply. Skipping a state change would let
+// this replica diverge from the others, so unless the writer marked it ignorable, stop.
+func (f *FSM) unknown(index uint64, what string, ignorable bool) any {
+	if ignorable {
+		f.log.Warn("ignoring an unknown command marked ignorable", "command", what, "index", index)
+		return nil
+	}
+	panic(fmt.Errorf("%w: %s at raft index %d: this node is older than the cluster; upgrade it", ErrUnknownCommand, what, index))
+}
+
+func (f *FSM) applyUpsert(index uint64, req *UpsertRequest, ignorable bool) any {
 	kind, ok := resource.KindByName(req.Kind)
 	if !ok {
-		return fmt.Errorf("%w: resource kind %q", ErrUnknownCommand, req.Kind)
+		return f.unknown(index, fmt.Sprintf("resource kind %q", req.Kind), ignorable)
 	}
 	obj := kind.New()
 	if err := json.Unmarshal(req.Object, obj); err != nil {
@@ -136,10 +143,10 @@ func (f *FSM) applyUpsert(index uint64, req *UpsertRequest) any {
 	return obj
 }
 
-func (f *FSM) applyDelete(req *DeleteRequest) any {
+func (f *FSM) applyDelete(index uint64, req *DeleteRequest, ignorable bool) any {
 	kind, ok := resource.KindByName(req.Kind)
 	if !ok {
-		return fmt.Errorf("%w: resource kind %q", ErrUnknownCommand, req.Kind)
+		return f.unknown(index, fmt.Sprintf("resource kind %q", req.Kind), ignorable)
 	}
 	db, _ := f.store.current()
 	txn := db.Txn(true)
@@ -175,6 +182,9 @@ func (f *FSM) applyInit(index uint64, req *InitRequest) any {
 		return ErrAlreadyInitialized
 	}
 	admin := req.Admin
+	if admin == nil || admin.ID == "" {
+		return fmt.Errorf("init at index %d without an admin user", index)
+	}
 	admin.CreatedAt, admin.UpdatedAt, admin.Index = req.Now, req.Now, index
 	for _, e := range []*metaEntry{{Key: MetaInitialized, Value: []byte("true")}, {Key: MetaTokenKey, Value: req.TokenKey}} {
 		if err := txn.Insert(metaTable, e); err != nil {

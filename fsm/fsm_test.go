@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-memdb"
 	"github.com/hashicorp/raft"
 
 	"github.com/linkops/linkops/fsm"
@@ -494,12 +495,13 @@ func isClosed(ch <-chan struct{}) bool {
 	}
 }
 
-func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
+// fired reports whether a watch set fires within a short moment.
+func fired(ws memdb.WatchSet) bool { return !ws.Watch(time.After(20 * time.Millisecond)) }
+
+func waitClosed(t *testing.T, ws memdb.WatchSet, what string) {
 	t.Helper()
-	select {
-	case <-ch:
-	case <-time.After(2 * time.Second):
-		t.Fatalf("%s: watch channel not closed", what)
+	if ws.Watch(time.After(2 * time.Second)) {
+		t.Fatalf("%s: watch did not fire", what)
 	}
 }
 
@@ -518,7 +520,7 @@ func TestListOrderAndWatch(t *testing.T) {
 	if len(objs) != 0 {
 		t.Fatalf("empty store lists %v", ids(objs))
 	}
-	if isClosed(watch) {
+	if fired(watch) {
 		t.Fatal("watch channel closed before any change")
 	}
 	mustOK(t, upsert(t, f, 1, resource.Users, user("c", "carol", resource.RoleAdmin), true, 0, t0))
@@ -538,12 +540,12 @@ func TestListOrderAndWatch(t *testing.T) {
 
 	// A change to another kind does not wake watchers of users.
 	mustOK(t, upsert(t, f, 5, resource.Certificates, &resource.Certificate{Meta: resource.Meta{ID: "x"}, Name: "x"}, true, 0, t0))
-	if isClosed(watch) {
+	if fired(watch) {
 		t.Error("users watch closed by a certificate change")
 	}
 	// Refused commands do not wake watchers either.
 	mustErr(t, upsert(t, f, 6, resource.Users, user("a", "alice", resource.RoleAdmin), true, 0, t0), fsm.ErrExists)
-	if isClosed(watch) {
+	if fired(watch) {
 		t.Error("users watch closed by a refused command")
 	}
 
@@ -553,7 +555,7 @@ func TestListOrderAndWatch(t *testing.T) {
 
 	// So does a delete.
 	_, watch = st.List(resource.Users)
-	if isClosed(watch) {
+	if fired(watch) {
 		t.Fatal("fresh watch channel already closed")
 	}
 	if res := del(t, f, 8, resource.Users, "c", 0); res != nil {
@@ -579,5 +581,60 @@ func TestStoreGetErrors(t *testing.T) {
 	}
 	if v := f.Store().Meta("nope"); v != nil {
 		t.Errorf("Meta(nope) = %q", v)
+	}
+}
+
+// TestUnknownKindStopsTheNodeUnlessIgnorable: a resource kind from a newer version is a
+// state change this node cannot make, exactly like an unknown type.
+func TestUnknownKindStopsTheNodeUnlessIgnorable(t *testing.T) {
+	f := newFSM(t)
+	body := fsm.UpsertRequest{Kind: "widgets", Object: json.RawMessage(`{"id":"w1"}`), Create: true, Now: t0}
+	for _, typ := range []fsm.MessageType{fsm.UpsertType, fsm.DeleteType} {
+		var req any = body
+		if typ == fsm.DeleteType {
+			req = fsm.DeleteRequest{Kind: "widgets", ID: "w1"}
+		}
+		data, err := fsm.Encode(typ, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var recovered any
+		func() {
+			defer func() { recovered = recover() }()
+			apply(t, f, 9, data)
+		}()
+		if err, ok := recovered.(error); !ok || !errors.Is(err, fsm.ErrUnknownCommand) || !strings.Contains(err.Error(), "widgets") {
+			t.Errorf("type %d with unknown kind: panic %v, want ErrUnknownCommand naming the kind", typ, recovered)
+		}
+		data, _ = fsm.Encode(typ|fsm.IgnoreUnknownTypeFlag, req)
+		if res := apply(t, f, 10, data); res != nil {
+			t.Errorf("ignorable type %d with unknown kind: %v, want nil", typ, res)
+		}
+	}
+}
+
+// TestIgnorableFlagOnAKnownTypeStillApplies: the flag only says what an older node may do;
+// a node that knows the type applies it.
+func TestIgnorableFlagOnAKnownTypeStillApplies(t *testing.T) {
+	f := newFSM(t)
+	raw, _ := json.Marshal(user("u1", "alice", resource.RoleAdmin))
+	data, err := fsm.Encode(fsm.UpsertType|fsm.IgnoreUnknownTypeFlag, fsm.UpsertRequest{Kind: "users", Object: raw, Create: true, Now: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustOK(t, apply(t, f, 1, data))
+	if u := getUser(t, f, "u1"); u.Username != "alice" {
+		t.Fatalf("stored %+v", u)
+	}
+}
+
+func TestInitWithoutAdminIsRefused(t *testing.T) {
+	f := newFSM(t)
+	data, _ := fsm.Encode(fsm.InitType, fsm.InitRequest{TokenKey: []byte("k"), Now: t0})
+	if _, ok := apply(t, f, 1, data).(error); !ok {
+		t.Fatal("init without admin accepted")
+	}
+	if f.Store().Meta(fsm.MetaInitialized) != nil {
+		t.Fatal("init without admin marked the cluster initialized")
 	}
 }

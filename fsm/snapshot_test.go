@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-memdb"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/linkops/linkops/fsm"
@@ -118,6 +119,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 
 	dst := newFSM(t)
 	abandon := dst.Store().AbandonCh()
+	_, usersWatch := dst.Store().List(resource.Users)
 	if err := restore(t, dst, b); err != nil {
 		t.Fatalf("Restore: %v", err)
 	}
@@ -131,7 +133,8 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Errorf("initialized = %q", dst.Store().Meta(fsm.MetaInitialized))
 	}
 	// Restoring replaces the state: watchers of the old one are told.
-	waitClosed(t, abandon, "AbandonCh after Restore")
+	waitClosed(t, memdb.WatchSet{abandon: struct{}{}}, "AbandonCh after Restore")
+	waitClosed(t, usersWatch, "List watch after Restore")
 	if isClosed(dst.Store().AbandonCh()) {
 		t.Error("the new AbandonCh is already closed")
 	}

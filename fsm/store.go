@@ -135,10 +135,10 @@ func (s *Store) GetBy(kind *resource.Kind, idx, v string) (resource.Object, erro
 	return raw.(resource.Object), nil
 }
 
-// List returns every resource of a kind in id order, and a channel closed when the
-// collection next changes (or the state is replaced), for watchers.
-func (s *Store) List(kind *resource.Kind) ([]resource.Object, <-chan struct{}) {
-	db, _ := s.current()
+// List returns every resource of a kind in id order, and a watch set that fires when the
+// collection next changes or the whole state is replaced by a restore.
+func (s *Store) List(kind *resource.Kind) ([]resource.Object, memdb.WatchSet) {
+	db, abandon := s.current()
 	it, err := db.Txn(false).Get(kind.Name, "id")
 	if err != nil {
 		panic(fmt.Sprintf("fsm: list %s: %v", kind.Name, err)) // table from the schema: cannot fail
@@ -147,7 +147,10 @@ func (s *Store) List(kind *resource.Kind) ([]resource.Object, <-chan struct{}) {
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		out = append(out, raw.(resource.Object))
 	}
-	return out, it.WatchCh()
+	ws := memdb.NewWatchSet()
+	ws.Add(it.WatchCh())
+	ws.Add(abandon)
+	return out, ws
 }
 
 // Count returns the number of resources of a kind.

@@ -1,6 +1,7 @@
 package resource
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -94,6 +95,9 @@ func parseCertificates(s string) ([]*x509.Certificate, error) {
 		var block *pem.Block
 		block, rest = pem.Decode(rest)
 		if block == nil {
+			if len(bytes.TrimSpace(rest)) > 0 && len(out) > 0 {
+				return nil, fmt.Errorf("has text after certificate %d that is not a PEM block", len(out))
+			}
 			break
 		}
 		if block.Type != "CERTIFICATE" {
@@ -117,9 +121,18 @@ func parsePrivateKey(s string) (crypto.PrivateKey, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, errors.New("is required (PEM-encoded private key)")
 	}
-	block, _ := pem.Decode([]byte(s))
-	if block == nil {
-		return nil, errors.New("is not PEM (expected -----BEGIN PRIVATE KEY-----)")
+	// Skip blocks that are not keys, such as the EC PARAMETERS block that
+	// `openssl ecparam -genkey` writes first.
+	rest := []byte(s)
+	var block *pem.Block
+	for {
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return nil, errors.New("holds no PEM private key (expected -----BEGIN PRIVATE KEY-----)")
+		}
+		if strings.HasSuffix(block.Type, "PRIVATE KEY") {
+			break
+		}
 	}
 	if k, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
 		return k, nil

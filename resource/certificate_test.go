@@ -215,6 +215,8 @@ func TestCertificateValidateKeyEncodings(t *testing.T) {
 		"ec sec1":    {ecLeaf.certPEM, pemOf("EC PRIVATE KEY", sec1)},
 		"leaf alone": {ecLeaf.certPEM, ecLeaf.keyPEM},
 		"crlf":       {strings.ReplaceAll(ecLeaf.certPEM, "\n", "\r\n"), strings.ReplaceAll(ecLeaf.keyPEM, "\n", "\r\n")},
+		// `openssl ecparam -genkey` writes an EC PARAMETERS block before the key.
+		"ec parameters first": {ecLeaf.certPEM, pemOf("EC PARAMETERS", []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}) + pemOf("EC PRIVATE KEY", sec1)},
 	} {
 		c := &resource.Certificate{Name: "x", Cert: tc.cert, Key: tc.key}
 		if errs := c.Validate(); len(errs) != 0 {
@@ -318,5 +320,15 @@ func TestCertificateDisplayName(t *testing.T) {
 	n = &resource.User{Username: "alice"}
 	if n.DisplayName() != "alice" {
 		t.Errorf("DisplayName = %q", n.DisplayName())
+	}
+}
+
+func TestCertificateTrailingJunkIsRefused(t *testing.T) {
+	p := getPKI(t)
+	ec := p.leaves["ecdsa-p256"]
+	c := &resource.Certificate{Name: "x", Cert: ec.certPEM + "-----BEGIN CERTIFICATE-----\nbroken", Key: ec.keyPEM}
+	errs := c.Validate()
+	if len(errs) != 1 || errs[0].Field != "cert" {
+		t.Fatalf("Validate = %v, want one error on cert", errs)
 	}
 }

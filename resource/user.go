@@ -22,7 +22,7 @@ type User struct {
 	Username string `json:"username"`
 	// Password is write-only plain text; the API hashes it into PasswordHash before the
 	// user is stored, and it is never kept.
-	Password     string `json:"password,omitempty" secret:"true"`
+	Password string `json:"password,omitempty" secret:"true"`
 	// PasswordHash is internal: stored and replicated, never shown or documented.
 	PasswordHash string `json:"passwordHash,omitempty" secret:"true" internal:"true"`
 	Role         string `json:"role"`
