@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -29,7 +30,7 @@ type LoginResponse struct {
 }
 
 func (s *Server) registerAuthRoutes() {
-	s.add(&Route{Method: http.MethodPost, Path: "/api/v1/auth/login", Access: Public, Tag: "auth",
+	s.add(&Route{Method: http.MethodPost, Path: "/api/v1/auth/login", Access: Public, Tag: "auth", ReadOnly: true,
 		Summary: "Exchange a username and password for a bearer token",
 		Request: LoginRequest{}, Response: LoginResponse{}}, s.login)
 }
@@ -71,8 +72,17 @@ func (s *Server) login(c echo.Context) error {
 // A viewer may use only reads.
 func (s *Server) authenticate(access Access) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		if access == Public {
+		switch access {
+		case Public:
 			return next
+		case Internal:
+			return func(c echo.Context) error {
+				if err := s.cfg.Raft.VerifyRequest(c.Request()); err != nil {
+					s.log.Warn("refused an internal call", "path", c.Request().URL.Path, "ip", c.RealIP(), "error", err)
+					return problem(http.StatusUnauthorized, "unauthorized", "internal endpoint: %v", err)
+				}
+				return next(c)
+			}
 		}
 		return func(c echo.Context) error {
 			u, p := s.principal(c)
@@ -102,6 +112,12 @@ func (s *Server) principal(c echo.Context) (*resource.User, *Problem) {
 		return nil, bad
 	}
 	obj, err := s.cfg.Store.Get(resource.Users, claims.Subject)
+	if errors.Is(err, fsm.ErrNotFound) {
+		// A token for a user created a moment ago on the leader: catch up, then look again.
+		if s.readBarrier(c.Request().Context()) == nil {
+			obj, err = s.cfg.Store.Get(resource.Users, claims.Subject)
+		}
+	}
 	if err != nil {
 		return nil, bad // user deleted
 	}

@@ -1,17 +1,17 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/linkops/linkops/cluster"
 	"github.com/linkops/linkops/fsm"
 )
 
@@ -24,19 +24,9 @@ type Health struct {
 	RaftState string `json:"raftState"`
 }
 
-// Node is one entry of GET /api/v1/cluster/nodes.
-type Node struct {
-	NodeInfo
-	Role         string     `json:"role"`
-	Voter        bool       `json:"voter"`
-	Status       string     `json:"status"`
-	LastContact  *time.Time `json:"lastContact"`
-	AppliedIndex uint64     `json:"appliedIndex"`
-}
-
 // NodeList is the body of GET /api/v1/cluster/nodes.
 type NodeList struct {
-	Items []Node `json:"items"`
+	Items []cluster.NodeStatus `json:"items"`
 }
 
 // RestoreResult is the body answering a snapshot restore.
@@ -46,22 +36,24 @@ type RestoreResult struct {
 }
 
 func (s *Server) registerClusterRoutes() {
-	s.add(&Route{Method: http.MethodGet, Path: "/api/v1/health", Access: Public, Tag: "cluster",
+	s.add(&Route{Method: http.MethodGet, Path: "/api/v1/health", Access: Public, Tag: "cluster", Local: true,
 		Summary: "Health of this node and whether it knows a leader", Response: Health{}}, s.health)
-	s.add(&Route{Method: http.MethodGet, Path: "/api/v1/cluster/nodes", Access: Viewer, Tag: "cluster",
+	s.add(&Route{Method: http.MethodGet, Path: "/api/v1/cluster/nodes", Access: Viewer, Tag: "cluster", Local: true,
 		Summary: "Every known node with its raft role and status", Response: NodeList{}}, s.nodes)
+	s.add(&Route{Method: http.MethodDelete, Path: "/api/v1/cluster/nodes/:id", Access: Admin, Tag: "cluster", Status: http.StatusNoContent,
+		Summary: "Remove a dead node from raft"}, s.removeNode)
 	s.add(&Route{Method: http.MethodGet, Path: "/api/v1/cluster/snapshot", Access: Admin, Tag: "cluster", Raw: true,
 		Summary: "Download a verified, compressed snapshot of the whole state"}, s.saveSnapshot)
 	s.add(&Route{Method: http.MethodPost, Path: "/api/v1/cluster/snapshot", Access: Admin, Tag: "cluster", Raw: true,
 		BodyLimit: s.cfg.MaxSnapshotBytes, Response: RestoreResult{},
 		Summary: "Replace the whole state with a snapshot saved by GET /api/v1/cluster/snapshot"}, s.restoreSnapshot)
-	s.add(&Route{Method: http.MethodGet, Path: "/metrics", Access: Viewer, Tag: "cluster", Raw: true,
+	s.add(&Route{Method: http.MethodGet, Path: "/metrics", Access: Viewer, Tag: "cluster", Raw: true, Local: true,
 		Summary: "Prometheus metrics of this node"}, echo.WrapHandler(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})))
 }
 
 func (s *Server) health(c echo.Context) error {
 	_, leader := s.cfg.Raft.Leader()
-	h := Health{Status: "ok", NodeID: s.cfg.Self.ID, Leader: leader, RaftState: s.cfg.Raft.State().String()}
+	h := Health{Status: "ok", NodeID: s.cfg.NodeID, Leader: leader, RaftState: s.cfg.Raft.State().String()}
 	if leader == "" {
 		h.Status = "no_leader"
 	}
@@ -69,37 +61,30 @@ func (s *Server) health(c echo.Context) error {
 }
 
 func (s *Server) nodes(c echo.Context) error {
-	servers, err := s.cfg.Raft.Servers()
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	nodes, err := s.cfg.Raft.Nodes(ctx)
 	if err != nil {
 		return err
 	}
-	_, leader := s.cfg.Raft.Leader()
-	out := NodeList{Items: []Node{}}
-	for _, srv := range servers {
-		n := Node{NodeInfo: NodeInfo{ID: string(srv.ID), RaftAddr: string(srv.Address)},
-			Voter: srv.Suffrage == raft.Voter, Role: "follower", Status: "alive"}
-		if srv.Suffrage != raft.Voter {
-			n.Role = "nonvoter"
-		}
-		if string(srv.ID) == leader {
-			n.Role = "leader"
-		}
-		if string(srv.ID) == s.cfg.Self.ID {
-			n.NodeInfo = s.cfg.Self
-			n.AppliedIndex = s.cfg.Raft.AppliedIndex()
-			if st := s.cfg.Raft.State(); st == raft.Candidate {
-				n.Role = "candidate"
-			}
-			now := s.now()
-			n.LastContact = &now
-			if lc := s.cfg.Raft.LastContact(); !lc.IsZero() && n.Role != "leader" {
-				lc = lc.UTC()
-				n.LastContact = &lc
-			}
-		}
-		out.Items = append(out.Items, n)
+	return c.JSON(http.StatusOK, NodeList{Items: nodes})
+}
+
+func (s *Server) removeNode(c echo.Context) error {
+	id := c.Param("id")
+	err := s.cfg.Raft.RemoveNode(id)
+	switch {
+	case errors.Is(err, cluster.ErrUnknownNode):
+		return problem(http.StatusNotFound, "not_found", "node %q is not in the raft configuration", id)
+	case errors.Is(err, cluster.ErrNodeAlive):
+		return problem(http.StatusConflict, "node_alive", "%v", err)
+	case errors.Is(err, cluster.ErrNodeIsSelf):
+		return problem(http.StatusConflict, "node_is_leader", "node %q is the leader; stop it so another node leads, then remove it", id)
+	case err != nil:
+		return err
 	}
-	return c.JSON(http.StatusOK, out)
+	s.log.Warn("node removed from raft", "member", id, "user", currentUser(c).Username)
+	return c.NoContent(http.StatusNoContent)
 }
 
 func (s *Server) saveSnapshot(c echo.Context) error {
@@ -131,7 +116,7 @@ func (s *Server) saveSnapshot(c echo.Context) error {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	name := fmt.Sprintf("linkops-%s-%s.snap", s.cfg.Self.ID, s.now().Format("20060102T150405Z"))
+	name := fmt.Sprintf("linkops-%s-%s.snap", s.cfg.NodeID, s.now().Format("20060102T150405Z"))
 	h := c.Response().Header()
 	h.Set(echo.HeaderContentDisposition, fmt.Sprintf("attachment; filename=%q", name))
 	h.Set(echo.HeaderContentLength, fmt.Sprint(info.Size()))

@@ -9,8 +9,9 @@ import (
 )
 
 type httpMetrics struct {
-	requests *prometheus.CounterVec
-	seconds  *prometheus.HistogramVec
+	requests  *prometheus.CounterVec
+	seconds   *prometheus.HistogramVec
+	forwarded prometheus.Counter
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
@@ -24,9 +25,13 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 			Help:    "API request latency on this node, by route and method.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
 		}, []string{"route", "method"}),
+		forwarded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "linkops_http_forwarded_total",
+			Help: "Writes this node received as a follower and forwarded to the leader.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.seconds)
+		reg.MustRegister(m.requests, m.seconds, m.forwarded)
 	}
 	return m
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3gen"
 	"github.com/labstack/echo/v4"
+
+	"github.com/linkops/linkops/auth"
 )
 
 // Version is the API document's version.
@@ -24,7 +26,7 @@ func (s *Server) registerOpenAPIRoute() {
 	var once sync.Once
 	var doc *openapi3.T
 	var docErr error
-	s.add(&Route{Method: http.MethodGet, Path: "/api/v1/openapi.json", Access: Viewer, Tag: "meta", Raw: true,
+	s.add(&Route{Method: http.MethodGet, Path: "/api/v1/openapi.json", Access: Viewer, Tag: "meta", Raw: true, Local: true,
 		Summary: "This OpenAPI 3 document"}, func(c echo.Context) error {
 		once.Do(func() { doc, docErr = s.OpenAPI() })
 		if docErr != nil {
@@ -68,7 +70,11 @@ func (s *Server) OpenAPI() (*openapi3.T, error) {
 		for _, m := range echoParam.FindAllStringSubmatch(r.Path, -1) {
 			op.AddParameter(openapi3.NewPathParameter(m[1]).WithSchema(openapi3.NewStringSchema()))
 		}
-		if r.Access != Public {
+		switch r.Access {
+		case Public:
+		case Internal:
+			op.Description = "Node-to-node call, signed with the cluster key in the " + auth.InternalHeader + " header; user tokens are not accepted."
+		default:
 			op.Security = &openapi3.SecurityRequirements{{"bearer": []string{}}}
 		}
 		if r.Request != nil {

@@ -93,13 +93,17 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	if internal {
 		s.log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "error", err)
 	}
+	writeProblem(c.Response(), c.Request(), p)
+}
+
+func writeProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
 	if p.Status == http.StatusServiceUnavailable {
-		c.Response().Header().Set("Retry-After", "1")
+		w.Header().Set("Retry-After", "1")
 	}
 	b, _ := json.Marshal(p)
-	c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")
-	c.Response().WriteHeader(p.Status)
-	if c.Request().Method != http.MethodHead {
-		_, _ = c.Response().Write(b)
+	w.Header().Set(echo.HeaderContentType, "application/problem+json")
+	w.WriteHeader(p.Status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(b)
 	}
 }

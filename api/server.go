@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httputil"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/linkops/linkops/cluster"
 	"github.com/linkops/linkops/fsm"
 )
 
@@ -20,26 +22,27 @@ type Raft interface {
 	Apply(ctx context.Context, cmd []byte) (any, error)
 	Leader() (addr, id string)
 	State() raft.RaftState
-	AppliedIndex() uint64
 	LastContact() time.Time
-	Servers() ([]raft.Server, error)
 	Snapshot() (io.ReadCloser, error)
 	Restore(r io.Reader, size int64) error
-}
 
-// NodeInfo is what a node says about itself in the node list.
-type NodeInfo struct {
-	ID         string `json:"id"`
-	APIAddr    string `json:"apiAddr"`
-	RaftAddr   string `json:"raftAddr"`
-	GossipAddr string `json:"gossipAddr"`
-	Rack       string `json:"rack"`
-	Version    string `json:"version"`
+	// Consistency and forwarding.
+	LeaderAPIAddr(ctx context.Context) (id, addr string, err error)
+	ReadIndex(ctx context.Context) (uint64, error)
+	LeaderReadIndex(ctx context.Context) (uint64, error)
+	WaitApplied(ctx context.Context, index uint64) error
+
+	// Membership.
+	Nodes(ctx context.Context) ([]cluster.NodeStatus, error)
+	RemoveNode(id string) error
+	Status() cluster.PeerStatus
+	VerifyRequest(r *http.Request) error
 }
 
 // Config assembles a Server.
 type Config struct {
-	Self     NodeInfo
+	// NodeID is this node's id.
+	NodeID   string
 	Raft     Raft
 	Store    *fsm.Store
 	Logger   *slog.Logger
@@ -50,6 +53,8 @@ type Config struct {
 	TempDir string
 	// MaxSnapshotBytes bounds an uploaded snapshot.
 	MaxSnapshotBytes int64
+	// RequestTimeout bounds waiting for a leader, forwarding, and read barriers.
+	RequestTimeout time.Duration
 	// Now is the clock (tests move it); time.Now when nil.
 	Now func() time.Time
 }
@@ -58,6 +63,7 @@ type Config struct {
 const (
 	DefaultBodyLimit        = 1 << 20
 	DefaultMaxSnapshotBytes = 4 << 30
+	DefaultRequestTimeout   = 7 * time.Second
 )
 
 // Access is the least a caller needs to use a route.
@@ -70,6 +76,8 @@ const (
 	Viewer
 	// Admin routes need an admin's token.
 	Admin
+	// Internal routes are node-to-node calls signed with the cluster key.
+	Internal
 )
 
 // Route describes one endpoint: the router, the auth middleware and the OpenAPI document
@@ -88,8 +96,13 @@ type Route struct {
 	// BodyLimit overrides DefaultBodyLimit.
 	BodyLimit int64
 	// Raw marks bodies that are not JSON (snapshots, metrics).
-	Raw     bool
-	handler echo.HandlerFunc
+	Raw bool
+	// Local routes are answered by the node that receives them from its own state, never
+	// forwarded nor held for a read barrier (health, metrics, internal calls).
+	Local bool
+	// ReadOnly marks a POST that only reads (login): it gets a read barrier, not forwarding.
+	ReadOnly bool
+	handler  echo.HandlerFunc
 }
 
 // Server is the HTTP API of one node.
@@ -99,6 +112,7 @@ type Server struct {
 	echo    *echo.Echo
 	routes  []*Route
 	metrics *httpMetrics
+	proxy   *httputil.ReverseProxy
 }
 
 // New builds the API server and its routes.
@@ -112,7 +126,11 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api")}
+	s.proxy = s.newLeaderProxy()
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
@@ -125,6 +143,7 @@ func New(cfg Config) *Server {
 	s.registerUserRoutes()
 	s.registerCertificateRoutes()
 	s.registerOpenAPIRoute()
+	s.registerInternalRoutes()
 	return s
 }
 
@@ -148,7 +167,7 @@ func (s *Server) add(r *Route, h echo.HandlerFunc) {
 		limit = DefaultBodyLimit
 	}
 	s.routes = append(s.routes, r)
-	s.echo.Add(r.Method, r.Path, h, s.bodyLimit(limit), s.authenticate(r.Access))
+	s.echo.Add(r.Method, r.Path, h, s.bodyLimit(limit), s.authenticate(r.Access), s.consistency(r))
 }
 
 func (s *Server) now() time.Time { return s.cfg.Now().UTC() }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -39,13 +40,30 @@ type Config struct {
 	// RaftBind is the TCP address raft listens on; RaftAdvertise the address peers use.
 	RaftBind      string
 	RaftAdvertise string
-	// BootstrapExpect: a new cluster is formed once this many servers have met. With 1 the
-	// node bootstraps itself at once.
+	// BootstrapExpect: a new cluster is formed once this many servers have met. With 1 and
+	// no Join the node bootstraps itself at once.
 	BootstrapExpect int
-	FSM             raft.FSM
-	Logger          *slog.Logger
-	Registerer      prometheus.Registerer
-	LeaderRoutines  []LeaderRoutine
+	// GossipBind and GossipAdvertise are the memberlist addresses (TCP and UDP).
+	GossipBind      string
+	GossipAdvertise string
+	// APIAdvertise is where peers reach this node's API (forwarding, read index).
+	APIAdvertise string
+	Rack         string
+	Version      string
+	// Join lists gossip addresses of members; joining is retried until one answers.
+	Join []string
+	// ClusterKey (32 bytes) encrypts gossip and authenticates raft connections and
+	// internal calls. Empty leaves them open (single-node development).
+	ClusterKey []byte
+	// FastGossip shortens gossip timers for tests on loopback.
+	FastGossip bool
+	FSM        raft.FSM
+	// FSMIndex returns the index of the last command the FSM has applied (read barriers
+	// wait on it).
+	FSMIndex       func() uint64
+	Logger         *slog.Logger
+	Registerer     prometheus.Registerer
+	LeaderRoutines []LeaderRoutine
 
 	ApplyTimeout      time.Duration
 	SnapshotThreshold uint64
@@ -68,10 +86,17 @@ type Cluster struct {
 	snapshots *raft.FileSnapshotStore
 	notifyCh  chan bool
 	metrics   *metrics
+	members   *membership
+	peers     *peerClient
+	// leaderReady is set once this node leads and has applied everything its predecessor
+	// committed (after the leader barrier); reads are served from it only then.
+	leaderReady atomic.Bool
 
+	existing     bool
 	shutdownOnce sync.Once
 	shutdownCh   chan struct{}
 	monitorDone  chan struct{}
+	bgWG         sync.WaitGroup
 }
 
 // New opens the raft stores, starts raft and the leadership monitor, and bootstraps a
@@ -96,15 +121,29 @@ func New(cfg Config) (*Cluster, error) {
 		shutdownCh:  make(chan struct{}),
 		monitorDone: make(chan struct{}),
 	}
+	c.peers = newPeerClient(cfg.ClusterKey)
+	c.metrics = newMetrics(c, cfg.Registerer)
+	c.cfg.LeaderRoutines = append([]LeaderRoutine{{Name: "reconcile-members", Run: c.reconcileMembers}}, cfg.LeaderRoutines...)
 	if err := c.open(); err != nil {
+		if c.members != nil {
+			c.members.shutdown()
+		}
 		if c.raft != nil {
 			_ = c.raft.Shutdown().Error()
 		}
 		c.closeStores()
+		c.metrics.unregister()
 		return nil, err
 	}
-	c.metrics = newMetrics(c, cfg.Registerer)
 	go c.monitorLeadership()
+	c.members.joinInBackground(cfg.Join)
+	if !c.existing && (cfg.BootstrapExpect > 1 || len(cfg.Join) > 0) {
+		c.bgWG.Add(1)
+		go func() {
+			defer c.bgWG.Done()
+			c.bootstrapWhenReady()
+		}()
+	}
 	return c, nil
 }
 
@@ -141,11 +180,23 @@ func (c *Cluster) open() error {
 	if adv.Port == 0 {
 		advertise = nil // bound to a random port (tests): advertise the port we get
 	}
-	trans, err := raft.NewTCPTransportWithLogger(c.cfg.RaftBind, advertise, 3, 10*time.Second, hlog)
+	stream, err := newAuthStreamLayer(c.cfg.RaftBind, advertise, c.cfg.ClusterKey, c.log, func() { c.metrics.refusedConns.Inc() })
 	if err != nil {
 		return fmt.Errorf("listen for raft on %s: %w", c.cfg.RaftBind, err)
 	}
+	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: stream, MaxPool: 8, Timeout: 10 * time.Second, Logger: hlog,
+	})
 	c.transport = trans
+
+	c.members, err = newMembership(membershipConfig{
+		NodeID: c.cfg.NodeID, Bind: c.cfg.GossipBind, Advertise: c.cfg.GossipAdvertise, Key: c.cfg.ClusterKey,
+		Meta:   memberMeta{API: c.cfg.APIAdvertise, Raft: string(trans.LocalAddr()), Rack: c.cfg.Rack, Version: c.cfg.Version, Expect: c.cfg.BootstrapExpect},
+		Logger: c.cfg.Logger, Fast: c.cfg.FastGossip,
+	})
+	if err != nil {
+		return err
+	}
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(c.cfg.NodeID)
@@ -168,12 +219,13 @@ func (c *Cluster) open() error {
 	if err != nil {
 		return fmt.Errorf("inspect raft state: %w", err)
 	}
+	c.existing = existing
 	r, err := raft.NewRaft(rc, c.cfg.FSM, logs, store, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	c.raft = r
-	if !existing && c.cfg.BootstrapExpect <= 1 {
+	if !existing && c.cfg.BootstrapExpect <= 1 && len(c.cfg.Join) == 0 {
 		c.log.Info("bootstrapping a new single-node cluster", "node", c.cfg.NodeID)
 		boot := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: trans.LocalAddr()}}}
 		if err := r.BootstrapCluster(boot).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
@@ -260,6 +312,9 @@ func (c *Cluster) Servers() ([]raft.Server, error) {
 // NodeID is this node's raft id.
 func (c *Cluster) NodeID() string { return c.cfg.NodeID }
 
+// GossipAddr is the address peers reach this node's gossip on.
+func (c *Cluster) GossipAddr() string { return c.members.Addr() }
+
 // RaftAddr is the address peers reach this node's raft on.
 func (c *Cluster) RaftAddr() string { return string(c.transport.LocalAddr()) }
 
@@ -301,6 +356,8 @@ func (c *Cluster) Shutdown() error {
 	c.shutdownOnce.Do(func() {
 		close(c.shutdownCh)
 		<-c.monitorDone
+		c.bgWG.Wait()
+		c.members.shutdown()
 		if c.raft != nil {
 			err = c.raft.Shutdown().Error()
 		}

@@ -66,6 +66,8 @@ func (c *Cluster) leaderLoop(stop chan struct{}) {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+	c.leaderReady.Store(true)
+	defer c.leaderReady.Store(false)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var wg sync.WaitGroup

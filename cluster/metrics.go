@@ -12,6 +12,7 @@ type metrics struct {
 	collectors    []prometheus.Collector
 	applySeconds  *prometheus.HistogramVec
 	leaderChanges prometheus.Counter
+	refusedConns  prometheus.Counter
 }
 
 func newMetrics(c *Cluster, reg prometheus.Registerer) *metrics {
@@ -26,9 +27,24 @@ func newMetrics(c *Cluster, reg prometheus.Registerer) *metrics {
 			Name: "linkops_raft_leadership_changes_total",
 			Help: "Times this node gained or lost leadership.",
 		}),
+		refusedConns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "linkops_raft_refused_connections_total",
+			Help: "Raft connections refused because the peer failed the cluster-key challenge.",
+		}),
 	}
 	m.collectors = []prometheus.Collector{
-		m.applySeconds, m.leaderChanges,
+		m.applySeconds, m.leaderChanges, m.refusedConns,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "linkops_cluster_members", Help: "Members gossip currently considers alive.",
+		}, func() float64 {
+			n := 0
+			for _, mb := range c.members.Members() {
+				if mb.Status == StatusAlive {
+					n++
+				}
+			}
+			return float64(n)
+		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "linkops_raft_is_leader", Help: "1 if this node is the raft leader.",
 		}, func() float64 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-memdb"
 	"github.com/hashicorp/raft"
@@ -28,7 +29,14 @@ func AddRule(kind *resource.Kind, r Rule) { rules[kind.Name] = append(rules[kind
 type FSM struct {
 	store *Store
 	log   *slog.Logger
+	// applied is the index of the last command this FSM applied. raft's own
+	// AppliedIndex moves when entries are handed to the FSM, before they are applied, so
+	// read barriers wait on this one.
+	applied atomic.Uint64
 }
+
+// AppliedIndex is the raft index of the last command whose effects are visible in Store.
+func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
 
 // New returns an FSM over an empty store.
 func New(log *slog.Logger) *FSM {
@@ -41,6 +49,7 @@ func (f *FSM) Store() *Store { return f.store }
 // Apply applies one committed entry. It returns the stored resource, nil, or an error that
 // the proposer matches; errors here are per-command outcomes, not node failures.
 func (f *FSM) Apply(l *raft.Log) any {
+	defer f.applied.Store(l.Index)
 	if len(l.Data) == 0 {
 		return nil
 	}
@@ -202,7 +211,7 @@ func (f *FSM) applyInit(index uint64, req *InitRequest) any {
 // (memdb transactions are immutable views).
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	db, _ := f.store.current()
-	return &snapshot{txn: db.Txn(false)}, nil
+	return &snapshot{txn: db.Txn(false), index: f.applied.Load()}, nil
 }
 
 // Restore replaces the whole state with a snapshot's, after verifying it completely:
@@ -211,12 +220,16 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	db := newDB()
 	txn := db.Txn(true)
-	if _, err := readSnapshot(rc, txn); err != nil {
+	sum, err := readSnapshot(rc, txn)
+	if err != nil {
 		txn.Abort()
 		return err
 	}
 	txn.Commit()
 	f.store.replace(db)
+	if sum.Index > f.applied.Load() {
+		f.applied.Store(sum.Index)
+	}
 	return nil
 }
 

@@ -31,6 +31,8 @@ const maxSnapshotLine = 64 << 20
 type snapshotHeader struct {
 	Format int            `json:"format"`
 	Counts map[string]int `json:"counts"`
+	// Index is the last command applied when the snapshot was taken.
+	Index uint64 `json:"index,omitempty"`
 }
 
 type snapshotRecord struct {
@@ -41,12 +43,13 @@ type snapshotRecord struct {
 }
 
 type snapshot struct {
-	txn *memdb.Txn
+	txn   *memdb.Txn
+	index uint64
 }
 
 // Persist writes the snapshot to the sink, cancelling it on any error.
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
-	if err := WriteSnapshot(sink, s.txn); err != nil {
+	if err := writeSnapshot(sink, s.txn, s.index); err != nil {
 		_ = sink.Cancel()
 		return err
 	}
@@ -55,8 +58,8 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 
 func (s *snapshot) Release() {}
 
-// WriteSnapshot writes the state visible to txn in the snapshot format.
-func WriteSnapshot(w io.Writer, txn *memdb.Txn) error {
+// writeSnapshot writes the state visible to txn in the snapshot format.
+func writeSnapshot(w io.Writer, txn *memdb.Txn, index uint64) error {
 	zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedDefault))
 	if err != nil {
 		return err
@@ -66,7 +69,7 @@ func WriteSnapshot(w io.Writer, txn *memdb.Txn) error {
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
 
-	header := snapshotHeader{Format: SnapshotFormat, Counts: map[string]int{}}
+	header := snapshotHeader{Format: SnapshotFormat, Counts: map[string]int{}, Index: index}
 	for _, k := range resource.Kinds() {
 		it, err := txn.Get(k.Name, "id")
 		if err != nil {
@@ -117,6 +120,7 @@ func WriteSnapshot(w io.Writer, txn *memdb.Txn) error {
 type SnapshotSummary struct {
 	Format int            `json:"format"`
 	Counts map[string]int `json:"counts"`
+	Index  uint64         `json:"index"`
 }
 
 // VerifySnapshot reads a whole snapshot and checks its structure and checksum without
@@ -150,7 +154,7 @@ func readSnapshot(r io.Reader, txn *memdb.Txn) (SnapshotSummary, error) {
 			if hdr.Format > SnapshotFormat {
 				return sum, fmt.Errorf("%w: format %d is newer than this node understands (%d); upgrade the node", ErrBadSnapshot, hdr.Format, SnapshotFormat)
 			}
-			sum.Format, sum.Counts = hdr.Format, hdr.Counts
+			sum.Format, sum.Counts, sum.Index = hdr.Format, hdr.Counts, hdr.Index
 			hashLine(h, b)
 			continue
 		}

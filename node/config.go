@@ -14,7 +14,9 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/linkops/linkops/api"
 	"github.com/linkops/linkops/auth"
+	"github.com/linkops/linkops/cluster"
 )
 
 // Version of this build; set with -ldflags "-X github.com/linkops/linkops/node.Version=…".
@@ -38,6 +40,7 @@ type Config struct {
 	BlobStore       string
 	LogLevel        string
 	TokenTTL        time.Duration
+	RequestTimeout  time.Duration
 
 	// Raft tuning, mostly for tests; zero keeps the cluster package's defaults.
 	SnapshotThreshold uint64
@@ -45,6 +48,8 @@ type Config struct {
 	TrailingLogs      uint64
 	HeartbeatTimeout  time.Duration
 	ElectionTimeout   time.Duration
+	// FastGossip shortens gossip timers (tests on loopback).
+	FastGossip bool
 }
 
 // BindFlags declares the agent's flags on fs, with their defaults.
@@ -63,6 +68,9 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.BlobStore, "blob-store", "", "firmware blob store: file://DIR or s3://BUCKET?endpoint=HOST:PORT&secure=false&region=R (default: file://<data-dir>/blobs)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", auth.DefaultTokenTTL, "how long a login token stays valid")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", api.DefaultRequestTimeout, "how long a request may wait for a leader, a forward or a read barrier before answering 503")
+	fs.Uint64Var(&c.SnapshotThreshold, "raft-snapshot-threshold", cluster.DefaultSnapshotThreshold, "raft log entries between snapshots (log compaction)")
+	fs.Uint64Var(&c.TrailingLogs, "raft-trailing-logs", cluster.DefaultTrailingLogs, "raft log entries kept after a snapshot, so a lagging follower can catch up without a snapshot")
 }
 
 // LoadEnvAndFile fills every flag not given on the command line from LINKOPS_<NAME> and

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -88,14 +89,42 @@ func (n *Node) start() error {
 	if err != nil {
 		return err
 	}
+	gossipAdv, err := n.cfg.advertise(n.cfg.GossipAddr)
+	if err != nil {
+		return err
+	}
+	// The API listens first so its real address (port 0 in tests) can be gossiped.
+	n.httpLn, err = net.Listen("tcp", n.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen for the API on %s: %w", n.cfg.HTTPAddr, err)
+	}
+	apiAdv, err := n.cfg.advertise(n.httpLn.Addr().String())
+	if err != nil {
+		return err
+	}
+	var key []byte
+	if n.cfg.ClusterKey != "" {
+		key, _ = base64.StdEncoding.DecodeString(n.cfg.ClusterKey) // validated already
+	} else if n.cfg.BootstrapExpect > 1 || len(n.cfg.Join) > 0 {
+		n.log.Warn("no --cluster-key: gossip is unencrypted and raft and internal calls are not authenticated; set one in production")
+	}
 	n.fsm = fsm.New(n.log.With("component", "fsm"))
 	n.cluster, err = cluster.New(cluster.Config{
 		NodeID:            n.cfg.NodeID,
 		DataDir:           n.cfg.DataDir,
 		RaftBind:          n.cfg.RaftAddr,
 		RaftAdvertise:     raftAdv,
+		GossipBind:        n.cfg.GossipAddr,
+		GossipAdvertise:   gossipAdv,
+		APIAdvertise:      apiAdv,
+		Rack:              n.cfg.Rack,
+		Version:           Version,
+		Join:              n.cfg.Join,
+		ClusterKey:        key,
+		FastGossip:        n.cfg.FastGossip,
 		BootstrapExpect:   n.cfg.BootstrapExpect,
 		FSM:               n.fsm,
+		FSMIndex:          n.fsm.AppliedIndex,
 		Logger:            n.log,
 		Registerer:        n.registry,
 		SnapshotThreshold: n.cfg.SnapshotThreshold,
@@ -108,33 +137,20 @@ func (n *Node) start() error {
 	if err != nil {
 		return err
 	}
-
 	raftAdv = n.cluster.RaftAddr()
-	n.httpLn, err = net.Listen("tcp", n.cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen for the API on %s: %w", n.cfg.HTTPAddr, err)
-	}
-	apiAdv, err := n.cfg.advertise(n.httpLn.Addr().String())
-	if err != nil {
-		return err
-	}
-	gossipAdv, err := n.cfg.advertise(n.cfg.GossipAddr)
-	if err != nil {
-		return err
-	}
 	tmp := filepath.Join(n.cfg.DataDir, "tmp")
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return err
 	}
 	n.api = api.New(api.Config{
-		Self: api.NodeInfo{ID: n.cfg.NodeID, APIAddr: apiAdv, RaftAddr: raftAdv, GossipAddr: gossipAdv,
-			Rack: n.cfg.Rack, Version: Version},
-		Raft:     n.cluster,
-		Store:    n.fsm.Store(),
-		Logger:   n.log,
-		Registry: n.registry,
-		TokenTTL: n.cfg.TokenTTL,
-		TempDir:  tmp,
+		NodeID:         n.cfg.NodeID,
+		Raft:           n.cluster,
+		Store:          n.fsm.Store(),
+		Logger:         n.log,
+		Registry:       n.registry,
+		TokenTTL:       n.cfg.TokenTTL,
+		TempDir:        tmp,
+		RequestTimeout: n.cfg.RequestTimeout,
 	})
 	n.http = &http.Server{Handler: n.api.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
 	go func() {

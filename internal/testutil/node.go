@@ -3,6 +3,7 @@ package testutil
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -40,12 +41,25 @@ type TestNode struct {
 	// Log holds everything the node logged and printed.
 	Log *SyncBuffer
 	Cfg node.Config
+
+	mu      sync.Mutex
+	stopped bool
 }
 
 // StartNode starts a single-node cluster on random loopback ports in dir (a new temp dir
 // when empty), waits until it leads and is initialized, and stops it when the test ends.
 func StartNode(t testing.TB, dir string, mutate ...func(*node.Config)) *TestNode {
 	t.Helper()
+	tn, err := startNode(t, dir, mutate...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.WaitReady(t)
+	return tn
+}
+
+// startNode starts a node without waiting for it to be ready.
+func startNode(t testing.TB, dir string, mutate ...func(*node.Config)) (*TestNode, error) {
 	if dir == "" {
 		dir = t.TempDir()
 	}
@@ -62,6 +76,7 @@ func StartNode(t testing.TB, dir string, mutate ...func(*node.Config)) *TestNode
 		// Short raft timeouts only make elections quicker; no test judges their speed.
 		HeartbeatTimeout: 300 * time.Millisecond,
 		ElectionTimeout:  300 * time.Millisecond,
+		FastGossip:       true,
 	}
 	for _, m := range mutate {
 		m(&cfg)
@@ -69,24 +84,33 @@ func StartNode(t testing.TB, dir string, mutate ...func(*node.Config)) *TestNode
 	buf := &SyncBuffer{}
 	n, err := node.New(cfg, node.Options{Log: buf, Console: buf})
 	if err != nil {
-		t.Fatalf("start node: %v", err)
+		return nil, fmt.Errorf("start node %s: %w", cfg.NodeID, err)
 	}
 	tn := &TestNode{Node: n, Dir: dir, Log: buf, Cfg: cfg}
 	t.Cleanup(func() { tn.Stop(t) })
-	WaitFor(t, 20*time.Second, "node to lead and be initialized", func() bool {
-		_, _, err := tn.Client("").Login(context.Background(), "admin", cfg.AdminPassword)
-		return err == nil
-	})
-	return tn
+	return tn, nil
 }
 
 // Stop shuts the node down (idempotent).
 func (n *TestNode) Stop(t testing.TB) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopped {
+		return
+	}
+	n.stopped = true
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := n.Shutdown(ctx); err != nil {
 		t.Logf("shutdown %s: %v", n.ID(), err)
 	}
+}
+
+// Stopped reports whether Stop was called.
+func (n *TestNode) Stopped() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.stopped
 }
 
 // Client returns an API client with the given token.

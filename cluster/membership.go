@@ -1,0 +1,251 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Member statuses, as gossip sees them.
+const (
+	StatusAlive   = "alive"
+	StatusSuspect = "suspect"
+	StatusDead    = "dead"
+	StatusLeft    = "left"
+)
+
+// Member is one node as gossip knows it.
+type Member struct {
+	ID         string `json:"id"`
+	APIAddr    string `json:"apiAddr"`
+	RaftAddr   string `json:"raftAddr"`
+	GossipAddr string `json:"gossipAddr"`
+	Rack       string `json:"rack"`
+	Version    string `json:"version"`
+	Status     string `json:"status"`
+	// Expect is the member's --bootstrap-expect; nodes that disagree do not bootstrap
+	// together.
+	Expect int `json:"-"`
+}
+
+// memberMeta is what each node gossips about itself (memberlist limits it to 512 bytes).
+type memberMeta struct {
+	API     string `json:"a"`
+	Raft    string `json:"r"`
+	Rack    string `json:"k,omitempty"`
+	Version string `json:"v"`
+	Expect  int    `json:"e"`
+}
+
+// membership runs gossip: who is in the cluster, where their APIs and raft are, and
+// whether they are alive.
+type membership struct {
+	ml     *memberlist.Memberlist
+	meta   []byte
+	log    *slog.Logger
+	events chan struct{} // pulsed on every join, leave or update
+
+	mu      sync.Mutex
+	stopped bool
+	stopCh  chan struct{}
+	joinWG  sync.WaitGroup
+}
+
+type membershipConfig struct {
+	NodeID    string
+	Bind      string
+	Advertise string
+	Key       []byte
+	Meta      memberMeta
+	Logger    *slog.Logger
+	// Fast shortens gossip intervals for tests on loopback.
+	Fast bool
+}
+
+func newMembership(cfg membershipConfig) (*membership, error) {
+	meta, err := json.Marshal(cfg.Meta)
+	if err != nil {
+		return nil, err
+	}
+	m := &membership{meta: meta, log: cfg.Logger.With("component", "gossip"), events: make(chan struct{}, 1), stopCh: make(chan struct{})}
+
+	mc := memberlist.DefaultLANConfig()
+	if cfg.Fast {
+		mc = memberlist.DefaultLocalConfig()
+		mc.GossipInterval = 50 * time.Millisecond
+		mc.ProbeInterval = 300 * time.Millisecond
+		mc.ProbeTimeout = 200 * time.Millisecond
+		mc.SuspicionMult = 2
+	}
+	mc.Name = cfg.NodeID
+	host, port, err := splitHostPort(cfg.Bind)
+	if err != nil {
+		return nil, fmt.Errorf("--gossip-addr %q: %w", cfg.Bind, err)
+	}
+	mc.BindAddr, mc.BindPort = host, port
+	if cfg.Advertise != "" {
+		ahost, aport, err := splitHostPort(cfg.Advertise)
+		if err != nil {
+			return nil, fmt.Errorf("gossip advertise address %q: %w", cfg.Advertise, err)
+		}
+		if aport != 0 {
+			mc.AdvertiseAddr, mc.AdvertisePort = ahost, aport
+		}
+	}
+	if len(cfg.Key) > 0 {
+		mc.SecretKey = cfg.Key
+		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
+	}
+	mc.Delegate = m
+	mc.Events = m
+	mc.Logger = log.New(&memberlistLogWriter{log: m.log}, "", 0)
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("start gossip on %s: %w", cfg.Bind, err)
+	}
+	m.ml = ml
+	return m, nil
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	return host, port, err
+}
+
+// Addr is the gossip address this node advertises.
+func (m *membership) Addr() string {
+	n := m.ml.LocalNode()
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}
+
+// joinInBackground keeps trying to join the given members until one answers, so nodes
+// can start in any order.
+func (m *membership) joinInBackground(addrs []string) {
+	if len(addrs) == 0 {
+		return
+	}
+	m.joinWG.Add(1)
+	go func() {
+		defer m.joinWG.Done()
+		backoff := 200 * time.Millisecond
+		for attempt := 1; ; attempt++ {
+			n, err := m.ml.Join(addrs)
+			if n > 0 {
+				m.log.Info("joined the cluster", "contacted", n, "members", len(m.ml.Members()))
+				return
+			}
+			if attempt == 1 || attempt%10 == 0 {
+				m.log.Warn("cannot join yet; retrying", "join", strings.Join(addrs, ","), "attempt", attempt, "error", err)
+			}
+			select {
+			case <-m.stopCh:
+				return
+			case <-time.After(backoff):
+			}
+			if backoff < 5*time.Second {
+				backoff *= 2
+			}
+		}
+	}()
+}
+
+// Members returns every node gossip knows, sorted by id.
+func (m *membership) Members() []Member {
+	var out []Member
+	for _, n := range m.ml.Members() {
+		out = append(out, toMember(n))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func toMember(n *memberlist.Node) Member {
+	var meta memberMeta
+	_ = json.Unmarshal(n.Meta, &meta)
+	status := StatusAlive
+	switch n.State {
+	case memberlist.StateSuspect:
+		status = StatusSuspect
+	case memberlist.StateDead:
+		status = StatusDead
+	case memberlist.StateLeft:
+		status = StatusLeft
+	}
+	return Member{ID: n.Name, APIAddr: meta.API, RaftAddr: meta.Raft, Rack: meta.Rack, Version: meta.Version, Expect: meta.Expect,
+		GossipAddr: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), Status: status}
+}
+
+// leave tells the others this node is leaving on purpose, then stops gossip.
+func (m *membership) leave(timeout time.Duration) error {
+	return m.ml.Leave(timeout)
+}
+
+func (m *membership) shutdown() {
+	m.mu.Lock()
+	if m.stopped {
+		m.mu.Unlock()
+		return
+	}
+	m.stopped = true
+	close(m.stopCh)
+	m.mu.Unlock()
+	m.joinWG.Wait()
+	_ = m.ml.Shutdown()
+}
+
+func (m *membership) pulse() {
+	select {
+	case m.events <- struct{}{}:
+	default:
+	}
+}
+
+// memberlist.Delegate: only NodeMeta is used; state is in raft, not in gossip.
+func (m *membership) NodeMeta(limit int) []byte                  { return m.meta }
+func (m *membership) NotifyMsg([]byte)                           {}
+func (m *membership) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (m *membership) LocalState(join bool) []byte                { return nil }
+func (m *membership) MergeRemoteState(buf []byte, join bool)     {}
+
+// memberlist.EventDelegate: every change wakes the leader's reconcile loop.
+func (m *membership) NotifyJoin(n *memberlist.Node) {
+	m.log.Info("member joined", "member", n.Name, "addr", n.Address())
+	m.pulse()
+}
+func (m *membership) NotifyLeave(n *memberlist.Node) {
+	m.log.Info("member left or failed", "member", n.Name, "state", toMember(n).Status)
+	m.pulse()
+}
+func (m *membership) NotifyUpdate(n *memberlist.Node) { m.pulse() }
+
+// memberlistLogWriter turns memberlist's "[LEVEL] memberlist: msg" lines into slog records.
+type memberlistLogWriter struct{ log *slog.Logger }
+
+func (w *memberlistLogWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelInfo
+	for prefix, l := range map[string]slog.Level{"[DEBUG]": slog.LevelDebug, "[WARN]": slog.LevelWarn, "[ERR]": slog.LevelError, "[ERROR]": slog.LevelError, "[INFO]": slog.LevelInfo} {
+		if strings.HasPrefix(line, prefix) {
+			level = l
+			line = strings.TrimSpace(strings.TrimPrefix(line, prefix))
+			break
+		}
+	}
+	line = strings.TrimPrefix(line, "memberlist: ")
+	w.log.Log(context.Background(), level, line)
+	return len(p), nil
+}
