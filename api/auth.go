@@ -107,7 +107,17 @@ func (s *Server) principal(c echo.Context) (*resource.User, *Problem) {
 		return nil, problem(http.StatusUnauthorized, "unauthorized", "missing bearer token: log in with POST /api/v1/auth/login and send Authorization: Bearer <token>")
 	}
 	bad := problem(http.StatusUnauthorized, "unauthorized", "invalid or expired token; log in again")
-	claims, err := auth.Verify(s.cfg.Store.Meta(fsm.MetaTokenKey), strings.TrimSpace(token))
+	key := s.cfg.Store.Meta(fsm.MetaTokenKey)
+	if key == nil {
+		// A node that has just started may not have replayed the key yet: catch up first,
+		// and if that is impossible say so (503) rather than calling a good token bad.
+		if err := s.readBarrier(c.Request().Context()); err != nil {
+			p, _ := toProblem(err)
+			return nil, p
+		}
+		key = s.cfg.Store.Meta(fsm.MetaTokenKey)
+	}
+	claims, err := auth.Verify(key, strings.TrimSpace(token))
 	if err != nil {
 		return nil, bad
 	}

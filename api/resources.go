@@ -1,6 +1,8 @@
 package api
 
 import (
+	"encoding/json"
+	"errors"
 	"net/http"
 	"sort"
 	"strconv"
@@ -84,44 +86,54 @@ func createHandler[T resource.Named](s *Server, c echo.Context, col collection[T
 	return c.JSON(http.StatusCreated, resource.Redacted(stored.(T)))
 }
 
+// maxUpdateAttempts bounds the optimistic retries of a PUT without If-Match.
+const maxUpdateAttempts = 5
+
 func updateHandler[T resource.Named](s *Server, c echo.Context, col collection[T]) error {
 	id := c.Param("id")
 	expect, err := ifMatch(c)
 	if err != nil {
 		return err
 	}
-	cur, err := s.cfg.Store.Get(col.kind, id)
-	if err != nil {
+	body := col.kind.New().(T)
+	if err := decodeJSON(c, body); err != nil {
 		return err
 	}
-	if expect != 0 && cur.Base().Index != expect {
-		return fsm.ErrIndexMismatch
+	raw, _ := json.Marshal(body)
+	// The body is merged with the stored record (secrets it omits are kept) and applied
+	// only if that record is still the stored one. Without If-Match the caller asked for
+	// "last write wins", so a concurrent change is not its error: merge again and retry.
+	for attempt := 1; ; attempt++ {
+		cur, err := s.cfg.Store.Get(col.kind, id)
+		if err != nil {
+			return err
+		}
+		if expect != 0 && cur.Base().Index != expect {
+			return fsm.ErrIndexMismatch
+		}
+		obj := col.kind.New().(T)
+		_ = json.Unmarshal(raw, obj)
+		obj.Base().ID = id
+		old := cur.(T)
+		resource.KeepSecrets(obj, old)
+		if errs := col.prepare(c, obj, old); len(errs) > 0 {
+			return invalid(errs)
+		}
+		cmd, err := fsm.NewUpsert(col.kind, obj, false, cur.Base().Index, s.now())
+		if err != nil {
+			return err
+		}
+		stored, err := s.cfg.Raft.Apply(c.Request().Context(), cmd)
+		if errors.Is(err, fsm.ErrIndexMismatch) && expect == 0 && attempt < maxUpdateAttempts {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		s.log.Info("updated", "kind", col.kind.Name, "id", id, "user", currentUser(c).Username)
+		setETag(c, stored.(resource.Object).Base().Index)
+		return c.JSON(http.StatusOK, resource.Redacted(stored.(T)))
 	}
-	obj := col.kind.New().(T)
-	if err := decodeJSON(c, obj); err != nil {
-		return err
-	}
-	obj.Base().ID = id
-	old := cur.(T)
-	resource.KeepSecrets(obj, old)
-	if errs := col.prepare(c, obj, old); len(errs) > 0 {
-		return invalid(errs)
-	}
-	// The FSM checks the index again: a write that raced this one wins, this one gets 412.
-	if expect == 0 {
-		expect = cur.Base().Index
-	}
-	cmd, err := fsm.NewUpsert(col.kind, obj, false, expect, s.now())
-	if err != nil {
-		return err
-	}
-	stored, err := s.cfg.Raft.Apply(c.Request().Context(), cmd)
-	if err != nil {
-		return err
-	}
-	s.log.Info("updated", "kind", col.kind.Name, "id", id, "user", currentUser(c).Username)
-	setETag(c, stored.(resource.Object).Base().Index)
-	return c.JSON(http.StatusOK, resource.Redacted(stored.(T)))
 }
 
 func deleteHandler[T resource.Named](s *Server, c echo.Context, col collection[T]) error {

@@ -67,7 +67,11 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) (ht
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer func() {
+		// Read to EOF so the connection can be reused.
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}()
 	if out != nil && resp.StatusCode != http.StatusNoContent {
 		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 			return resp.Header, fmt.Errorf("decode answer of %s %s: %w", method, path, err)
@@ -101,6 +105,7 @@ func (c *Client) Raw(ctx context.Context, method, path string, body io.Reader, c
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	p := &Problem{}
 	if json.Unmarshal(b, p) != nil || p.Status == 0 {
 		p = &Problem{Status: resp.StatusCode, Code: "http_error", Detail: strings.TrimSpace(string(b))}

@@ -202,6 +202,8 @@ func (c *Cluster) open() error {
 	rc.LocalID = raft.ServerID(c.cfg.NodeID)
 	rc.Logger = hlog
 	rc.NotifyCh = c.notifyCh
+	// Concurrent applies are batched into one log append and one fsync.
+	rc.BatchApplyCh = true
 	rc.SnapshotThreshold = c.cfg.SnapshotThreshold
 	rc.TrailingLogs = c.cfg.TrailingLogs
 	if c.cfg.SnapshotInterval > 0 {

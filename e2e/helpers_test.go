@@ -198,6 +198,19 @@ func (a *agent) stop() {
 	}
 }
 
+// kill sends SIGKILL (kill -9) and waits for the process to be gone.
+func (a *agent) kill() {
+	a.t.Helper()
+	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		a.t.Fatalf("SIGKILL linkops agent: %v\n%s", err, a.output())
+	}
+	select {
+	case <-a.done:
+	case <-time.After(stopTimeout):
+		a.t.Fatalf("linkops agent still running %s after SIGKILL", stopTimeout)
+	}
+}
+
 // waitUntil polls cond until it returns nil, failing with its last error after timeout or
 // at once if the agent exits.
 func (a *agent) waitUntil(what string, cond func() error) {

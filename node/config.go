@@ -70,6 +70,7 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.TokenTTL, "token-ttl", auth.DefaultTokenTTL, "how long a login token stays valid")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", api.DefaultRequestTimeout, "how long a request may wait for a leader, a forward or a read barrier before answering 503")
 	fs.Uint64Var(&c.SnapshotThreshold, "raft-snapshot-threshold", cluster.DefaultSnapshotThreshold, "raft log entries between snapshots (log compaction)")
+	fs.DurationVar(&c.SnapshotInterval, "raft-snapshot-interval", 120*time.Second, "how often raft checks whether --raft-snapshot-threshold entries have accumulated")
 	fs.Uint64Var(&c.TrailingLogs, "raft-trailing-logs", cluster.DefaultTrailingLogs, "raft log entries kept after a snapshot, so a lagging follower can catch up without a snapshot")
 }
 
