@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -22,6 +21,7 @@ import (
 	"time"
 
 	"github.com/linkops/linkops/client"
+	"github.com/linkops/linkops/internal/agentproc"
 	"github.com/linkops/linkops/internal/testutil"
 )
 
@@ -98,34 +98,14 @@ func newClusterKey(t *testing.T) string {
 	return base64.StdEncoding.EncodeToString(k)
 }
 
-// freeAddrs returns n distinct loopback addresses whose ports were free a moment ago for
-// both TCP and UDP (gossip binds both on one port).
+// freeAddrs returns n distinct loopback addresses free for both TCP and UDP.
 func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
-	var held []io.Closer
-	defer func() {
-		for _, c := range held {
-			c.Close()
-		}
-	}()
-	var out []string
-	for attempt := 0; len(out) < n; attempt++ {
-		if attempt > 20*n {
-			t.Fatalf("could not find %d free loopback ports", n)
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("find a free port: %v", err)
-		}
-		pc, err := net.ListenPacket("udp", ln.Addr().String())
-		if err != nil {
-			ln.Close()
-			continue
-		}
-		held = append(held, ln, pc)
-		out = append(out, ln.Addr().String())
+	addrs, err := agentproc.FreeAddrs(n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out
+	return addrs
 }
 
 // newCluster prepares (but does not start) n nodes node1…nodeN in racks rack-a, rack-b, …,

@@ -6,6 +6,7 @@ package agentproc
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -43,23 +44,34 @@ func ModuleRoot() (string, error) {
 	return filepath.Dir(p), nil
 }
 
-// FreeAddr returns a loopback address whose TCP and UDP port was free a moment ago.
-func FreeAddr() (string, error) {
-	for range 20 {
+// FreeAddrs returns n distinct loopback addresses whose ports were free for both TCP and
+// UDP a moment ago (gossip binds both on one port). Every port is held until all are found,
+// so none is returned twice.
+func FreeAddrs(n int) ([]string, error) {
+	var held []io.Closer
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	var out []string
+	for attempt := 0; len(out) < n; attempt++ {
+		if attempt > 20*n {
+			return nil, fmt.Errorf("could not find %d free loopback ports", n)
+		}
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return "", err
+			return nil, err
 		}
-		addr := ln.Addr().String()
-		ln.Close()
-		pc, err := net.ListenPacket("udp", addr)
+		pc, err := net.ListenPacket("udp", ln.Addr().String())
 		if err != nil {
+			ln.Close()
 			continue
 		}
-		pc.Close()
-		return addr, nil
+		held = append(held, ln, pc)
+		out = append(out, ln.Addr().String())
 	}
-	return "", fmt.Errorf("no free port found")
+	return out, nil
 }
 
 // Buffer is a goroutine-safe output sink.
@@ -94,14 +106,11 @@ type Node struct {
 
 // NewNode reserves ports for a node; Start runs it.
 func NewNode(bin, id, dataDir string, flags ...string) (*Node, error) {
-	n := &Node{ID: id, DataDir: dataDir, Flags: flags, bin: bin}
-	var err error
-	for _, p := range []*string{&n.HTTPAddr, &n.RaftAddr, &n.Gossip} {
-		if *p, err = FreeAddr(); err != nil {
-			return nil, err
-		}
+	addrs, err := FreeAddrs(3)
+	if err != nil {
+		return nil, err
 	}
-	return n, nil
+	return &Node{ID: id, DataDir: dataDir, Flags: flags, bin: bin, HTTPAddr: addrs[0], RaftAddr: addrs[1], Gossip: addrs[2]}, nil
 }
 
 // Start runs (or re-runs) the agent with its addresses and flags.
