@@ -9,6 +9,6 @@ import (
 func (s *Server) registerCertificateRoutes() {
 	register(s, collection[*resource.Certificate]{
 		kind: resource.Certificates, path: "/api/v1/certificates", tag: "certificates", access: Viewer,
-		prepare: func(_ echo.Context, c, _ *resource.Certificate) resource.Errors { return c.Validate() },
+		prepare: func(_ echo.Context, c, old *resource.Certificate) resource.Errors { return c.ValidateAgainst(old) },
 	})
 }

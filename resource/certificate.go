@@ -84,6 +84,22 @@ func (c *Certificate) Validate() Errors {
 	return errs
 }
 
+// ValidateAgainst is Validate for a replacement of old: when the PEM material is unchanged
+// (a rename, a new description) the derived fields are kept instead of parsing and
+// checking the certificate and key again.
+func (c *Certificate) ValidateAgainst(old *Certificate) Errors {
+	if old == nil || c.Cert != old.Cert || c.Key != old.Key || c.Trust != old.Trust {
+		return c.Validate()
+	}
+	var errs Errors
+	ValidateID(&errs, c.ID)
+	ValidateName(&errs, "name", c.Name)
+	ValidateDescription(&errs, "description", c.Description)
+	c.Subject, c.Issuer, c.DNSNames = old.Subject, old.Issuer, old.DNSNames
+	c.NotBefore, c.NotAfter, c.FingerprintSHA256 = old.NotBefore, old.NotAfter, old.FingerprintSHA256
+	return errs
+}
+
 // parseCertificates decodes every PEM CERTIFICATE block of s.
 func parseCertificates(s string) ([]*x509.Certificate, error) {
 	if strings.TrimSpace(s) == "" {

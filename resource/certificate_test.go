@@ -332,3 +332,27 @@ func TestCertificateTrailingJunkIsRefused(t *testing.T) {
 		t.Fatalf("Validate = %v, want one error on cert", errs)
 	}
 }
+
+func TestCertificateValidateAgainstUnchangedPEM(t *testing.T) {
+	p := getPKI(t)
+	ec := p.leaves["ecdsa-p256"]
+	old := &resource.Certificate{Name: "old", Cert: ec.certPEM, Key: ec.keyPEM}
+	if errs := old.Validate(); len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	// Same PEM, new name: derived fields are carried over, names still checked.
+	next := &resource.Certificate{Name: "renamed", Cert: ec.certPEM, Key: ec.keyPEM, Subject: "forged"}
+	if errs := next.ValidateAgainst(old); len(errs) != 0 || next.Subject != old.Subject || next.FingerprintSHA256 != old.FingerprintSHA256 {
+		t.Fatalf("rename: %v %+v", errs, next)
+	}
+	bad := &resource.Certificate{Name: strings.Repeat("x", 65), Cert: ec.certPEM, Key: ec.keyPEM}
+	if errs := bad.ValidateAgainst(old); len(errs) != 1 || errs[0].Field != "name" {
+		t.Fatalf("long name: %v", errs)
+	}
+	// Changed PEM is checked in full.
+	other := p.leaves["rsa-2048"]
+	mismatch := &resource.Certificate{Name: "x", Cert: other.certPEM, Key: ec.keyPEM}
+	if errs := mismatch.ValidateAgainst(old); len(errs) != 1 || errs[0].Field != "key" {
+		t.Fatalf("changed cert: %v", errs)
+	}
+}
