@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 
@@ -33,6 +34,14 @@ func (s *slogSink) Accept(name string, level hclog.Level, msg string, args ...an
 	}
 	if !s.log.Enabled(context.Background(), lvl) {
 		return
+	}
+	for i, a := range args {
+		// hclog.Fmt values are deferred Sprintf calls; slog would print them raw.
+		if f, ok := a.(hclog.Format); ok && len(f) > 0 {
+			if format, ok := f[0].(string); ok {
+				args[i] = fmt.Sprintf(format, f[1:]...)
+			}
+		}
 	}
 	s.log.Log(context.Background(), lvl, msg, args...)
 }

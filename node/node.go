@@ -160,8 +160,8 @@ func (n *Node) start() error {
 		}
 	}()
 	n.log.Info("node started", "http", n.httpLn.Addr().String(), "raft", raftAdv, "version", Version, "data_dir", n.cfg.DataDir)
-	fmt.Fprintf(n.out, "linkops node %q is serving the API at http://%s\n", n.cfg.NodeID, n.httpLn.Addr())
-	fmt.Fprintf(n.out, "log in with: linkops login --addr http://%s --username admin\n", n.httpLn.Addr())
+	fmt.Fprintf(n.out, "linkops node %q is serving the API at http://%s\n", n.cfg.NodeID, apiAdv)
+	fmt.Fprintf(n.out, "log in with: linkops login --addr http://%s --username admin\n", apiAdv)
 	return nil
 }
 

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests use, once: each tool is checked with `command -v`
+# first, and apt-get runs (update, then install) only when something is missing.
+#
+#   curl             scripts/cluster.sh polls /api/v1/health with it
+#   systemd-analyze  verifies deploy/systemd/linkops.service      (package systemd)
+#   vagrant          validates the Vagrantfile (brings ruby)       (package vagrant)
+#   docker           builds and runs the image                     (package docker.io)
+#   docker-compose   validates and runs docker-compose.yml         (package docker-compose)
+#   setsid, tac      scripts/cluster.sh                            (util-linux, coreutils)
+#   nsenter, iptables the fault suite partitions containers        (util-linux, iptables)
+#
+# Recommended packages are skipped: vagrant would otherwise pull in libvirt, qemu and a
+# kernel; `vagrant validate --ignore-provider` needs no provider.
+set -euo pipefail
+
+need=()
+want() { # want COMMAND PACKAGE
+	command -v "$1" >/dev/null 2>&1 || need+=("$2")
+}
+want curl curl
+want systemd-analyze systemd
+want vagrant vagrant
+want ruby ruby
+want docker docker.io
+want docker-compose docker-compose
+want setsid util-linux
+want tac coreutils
+want nsenter util-linux
+want iptables iptables
+
+if ((${#need[@]} == 0)); then
+	echo "test dependencies: all present"
+	exit 0
+fi
+
+sudo=()
+if ((EUID != 0)); then
+	command -v sudo >/dev/null 2>&1 || {
+		echo "test-deps: need root (or sudo) to install: ${need[*]}" >&2
+		exit 1
+	}
+	sudo=(sudo)
+fi
+mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
+echo "test dependencies: installing ${need[*]}"
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
