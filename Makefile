@@ -4,7 +4,7 @@ BIN     := bin/linkops
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/linkops/linkops/node.Version=$(VERSION)
 
-.PHONY: run build build-linux test lint unit deps cluster image
+.PHONY: run build build-linux test lint unit deps cluster image bench
 
 ## run: start one node with embedded defaults (data in ./data, API on 127.0.0.1:8844)
 run: build
@@ -38,6 +38,10 @@ image: build-linux
 
 ## test: the tools the tests need, formatting, vet, and every test with the race detector
 test: deps lint unit
+
+## bench: measure the quality bars of SPEC §6 on this machine; writes bench/report.md and bench/report.json
+bench:
+	$(GO) run ./cmd/linkops-bench -out bench
 
 ## deps: install the Debian packages the deployment tests use (scripts/test-deps.sh)
 deps:

@@ -117,7 +117,7 @@ func (s *Server) principal(c echo.Context) (*resource.User, *Problem) {
 		}
 		key = s.cfg.Store.Meta(fsm.MetaTokenKey)
 	}
-	claims, err := auth.Verify(key, strings.TrimSpace(token))
+	claims, err := s.tokens.verify(key, strings.TrimSpace(token))
 	if err != nil {
 		return nil, bad
 	}

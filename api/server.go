@@ -113,6 +113,7 @@ type Server struct {
 	routes  []*Route
 	metrics *httpMetrics
 	proxy   *httputil.ReverseProxy
+	tokens  tokenCache
 }
 
 // New builds the API server and its routes.

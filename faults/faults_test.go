@@ -2,10 +2,13 @@ package faults
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"os"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -98,7 +101,13 @@ func TestFaultsLinearizable(t *testing.T) {
 	})
 	ca := testutil.NewCA(t)
 	leaf := ca.Issue(t, "faults", "faults.example")
-	keys := []string{"k0", "k1", "k2"}
+	// One register per client: each is written by its client only and read by all, so a
+	// stale read or a lost acknowledged write shows, and the check stays fast even with
+	// many writes of unknown outcome (each of which may take effect at any later time).
+	var keys []string
+	for c := range 2 * n {
+		keys = append(keys, fmt.Sprintf("k%d", c))
+	}
 	for _, k := range keys {
 		testutil.WaitFor(t, 30*time.Second, "creating "+k, func() bool {
 			_, err := client.New(addrs.get(0), token).Do(context.Background(), http.MethodPost, "/api/v1/certificates",
@@ -187,7 +196,16 @@ func TestFaultsLinearizable(t *testing.T) {
 	if h.acked < 20 || h.reads < 20 {
 		t.Fatalf("too few operations to mean anything: %d acknowledged writes, %d reads", h.acked, h.reads)
 	}
-	res, info := porcupine.CheckOperationsVerbose(registerModel, h.ops, 2*time.Minute)
+	checkStart := time.Now()
+	res, info := porcupine.CheckOperationsVerbose(registerModel, h.ops, 5*time.Minute)
+	t.Logf("linearizability checked in %s", time.Since(checkStart).Round(time.Millisecond))
+	if res != porcupine.Ok {
+		if f, err := os.CreateTemp("", "linkops-faults-history-*.json"); err == nil {
+			_ = json.NewEncoder(f).Encode(h.ops)
+			f.Close()
+			t.Logf("history written to %s", f.Name())
+		}
+	}
 	switch res {
 	case porcupine.Ok:
 	case porcupine.Illegal:
@@ -214,11 +232,11 @@ func otherThan(i, n int) []int {
 func runClient(h *history, addrs *nodeAddrs, id, nodeIdx int, token, certPEM string, keys []string, stop *atomic.Bool) {
 	seq := 0
 	for !stop.Load() {
-		k := keys[rand.IntN(len(keys))]
 		if rand.IntN(2) == 0 {
-			readOnce(h, addrs.get(nodeIdx), id, token, k)
+			readOnce(h, addrs.get(nodeIdx), id, token, keys[rand.IntN(len(keys))])
 			continue
 		}
+		k := keys[id]
 		seq++
 		v := fmt.Sprintf("c%d-%d", id, seq)
 		c := client.New(addrs.get(nodeIdx), token)
@@ -233,7 +251,7 @@ func runClient(h *history, addrs *nodeAddrs, id, nodeIdx int, token, certPEM str
 			h.mu.Lock()
 			h.acked++
 			h.mu.Unlock()
-		case errors.As(err, &p) && p.Status == http.StatusServiceUnavailable && p.Code == "no_leader":
+		case errors.As(err, &p) && p.Status == http.StatusServiceUnavailable && p.Code == "no_leader", neverSent(err):
 			// Definitely not applied: not part of the history.
 			h.mu.Lock()
 			h.refused++
@@ -245,7 +263,7 @@ func runClient(h *history, addrs *nodeAddrs, id, nodeIdx int, token, certPEM str
 			h.mu.Lock()
 			h.unknown++
 			h.mu.Unlock()
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(200 * time.Millisecond)
 		}
 	}
 }
@@ -297,4 +315,11 @@ func checkMajorityAccepts(t *testing.T, addrs *nodeAddrs, majority []int, token,
 		}
 		return false
 	})
+}
+
+// neverSent reports a request that could not even connect to its node (it was killed or
+// is restarting): nothing was sent, so nothing can have happened.
+func neverSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }

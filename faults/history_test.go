@@ -72,7 +72,8 @@ func newHistory() *history { return &history{start: time.Now()} }
 func (h *history) now() int64 { return time.Since(h.start).Nanoseconds() }
 
 // ambiguousReturn is the return time of a write whose outcome is unknown: it may take
-// effect at any point after its call, so it stays open until after every other operation.
+// effect at any later point or never, so it stays open until after every other operation
+// (porcupine then places it anywhere after its call, including at the very end).
 const ambiguousReturn = int64(1) << 62
 
 func (h *history) add(op porcupine.Operation) {

@@ -39,6 +39,7 @@ type Config struct {
 	AdminPassword   string
 	BlobStore       string
 	LogLevel        string
+	PprofAddr       string
 	TokenTTL        time.Duration
 	RequestTimeout  time.Duration
 
@@ -67,10 +68,13 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.AdminPassword, "admin-password", "", "password of the admin user when the cluster is first created (default: generated and printed once)")
 	fs.StringVar(&c.BlobStore, "blob-store", "", "firmware blob store: file://DIR or s3://BUCKET?endpoint=HOST:PORT&secure=false&region=R (default: file://<data-dir>/blobs)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's /debug/pprof profiles on this address (off when empty; bind it to loopback)")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", auth.DefaultTokenTTL, "how long a login token stays valid")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", api.DefaultRequestTimeout, "how long a request may wait for a leader, a forward or a read barrier before answering 503")
 	fs.Uint64Var(&c.SnapshotThreshold, "raft-snapshot-threshold", cluster.DefaultSnapshotThreshold, "raft log entries between snapshots (log compaction)")
 	fs.DurationVar(&c.SnapshotInterval, "raft-snapshot-interval", 120*time.Second, "how often raft checks whether --raft-snapshot-threshold entries have accumulated")
+	fs.DurationVar(&c.HeartbeatTimeout, "raft-heartbeat-timeout", cluster.DefaultHeartbeatTimeout, "how long a follower waits for the leader before calling an election; raise it on slow or distant networks")
+	fs.DurationVar(&c.ElectionTimeout, "raft-election-timeout", cluster.DefaultElectionTimeout, "how long a candidate waits for votes before trying again")
 	fs.Uint64Var(&c.TrailingLogs, "raft-trailing-logs", cluster.DefaultTrailingLogs, "raft log entries kept after a snapshot, so a lagging follower can catch up without a snapshot")
 }
 

@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,6 +42,7 @@ type Node struct {
 	httpLn   net.Listener
 	registry *prometheus.Registry
 	served   chan struct{}
+	pprof    *http.Server
 }
 
 // Options are the parts of a node that are not configuration: where it writes its log
@@ -159,6 +161,9 @@ func (n *Node) start() error {
 			n.log.Error("API server stopped", "error", err)
 		}
 	}()
+	if n.cfg.PprofAddr != "" {
+		n.startPprof()
+	}
 	n.log.Info("node started", "http", n.httpLn.Addr().String(), "raft", raftAdv, "version", Version, "data_dir", n.cfg.DataDir)
 	fmt.Fprintf(n.out, "linkops node %q is serving the API at http://%s\n", n.cfg.NodeID, apiAdv)
 	fmt.Fprintf(n.out, "log in with: linkops login --addr http://%s --username admin\n", apiAdv)
@@ -188,6 +193,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 
 func (n *Node) stop(ctx context.Context) error {
 	var errs []error
+	if n.pprof != nil {
+		_ = n.pprof.Close()
+	}
 	if n.http != nil {
 		if err := n.http.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
@@ -294,4 +302,23 @@ func claimNodeID(dataDir, flagID string) (string, error) {
 		return "", fmt.Errorf("store node id: %w", err)
 	}
 	return id, nil
+}
+
+// startPprof serves Go's profiler on its own listener, never on the API: profiles expose
+// internals and cost CPU, so an operator turns them on deliberately.
+func (n *Node) startPprof() {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Addr: n.cfg.PprofAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	n.pprof = srv
+	go func() {
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("pprof server stopped", "addr", n.cfg.PprofAddr, "error", err)
+		}
+	}()
+	n.log.Warn("profiling endpoint enabled", "addr", n.cfg.PprofAddr)
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"os"
@@ -54,6 +55,8 @@ func main() {
 	b1Duration := flag.Duration("b1-duration", 15*time.Second, "B1 measuring time")
 	b1Clients := flag.Int("b1-clients", 64, "B1 concurrent clients")
 	b2Trials := flag.Int("b2-trials", 20, "B2 leader kills")
+	flag.StringVar(&profileDir, "profile-dir", "", "B1: save an 8 s CPU profile of every node here")
+	flag.BoolVar(&leaderOnly, "b1-leader-only", false, "B1: send every write to the leader (no forwarding), to see what forwarding costs")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 
@@ -91,12 +94,22 @@ func check(err error) {
 	}
 }
 
-// startCluster starts three nodes and logs in.
-func startCluster(bin, dir string) ([]*agentproc.Node, string) {
+// startCluster starts three nodes and logs in; with pprofAddrs, each node serves its
+// profiles there.
+func startCluster(bin, dir string, pprofAddrs []string) ([]*agentproc.Node, string) {
 	nodes, err := agentproc.Cluster(bin, dir, 3, "--cluster-key", clusterKey, "--admin-password", adminPassword, "--log-level", "warn")
 	if err != nil {
 		stopAll(nodes)
 		log.Fatal(err)
+	}
+	for i, addr := range pprofAddrs {
+		check(nodes[i].Stop(30 * time.Second))
+		nodes[i].Flags = append(nodes[i].Flags, "--pprof-addr", addr)
+		check(nodes[i].Start())
+	}
+	for _, n := range nodes {
+		_, err := n.WaitLeader(time.Minute)
+		check(err)
 	}
 	var token string
 	deadline := time.Now().Add(30 * time.Second)
@@ -119,6 +132,11 @@ func stopAll(nodes []*agentproc.Node) {
 	}
 }
 
+var (
+	leaderOnly bool
+	profileDir string
+)
+
 // certificate is a small valid certificate and key for write load.
 var certPEM, keyPEM = makeCert()
 
@@ -126,7 +144,13 @@ var certPEM, keyPEM = makeCert()
 // cluster, the clients spread over all nodes (two thirds of the writes are forwarded).
 func benchB1(bin, dir string, clients int, d time.Duration) Result {
 	log.Printf("B1: %d clients for %s against 3 nodes", clients, d)
-	nodes, token := startCluster(bin, dir)
+	var pprofAddrs []string
+	if profileDir != "" {
+		var err error
+		pprofAddrs, err = agentproc.FreeAddrs(3)
+		check(err)
+	}
+	nodes, token := startCluster(bin, dir, pprofAddrs)
 	defer stopAll(nodes)
 	httpc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}, Timeout: 30 * time.Second}
 	ctx := context.Background()
@@ -144,11 +168,21 @@ func benchB1(bin, dir string, clients int, d time.Duration) Result {
 		errs      atomic.Int64
 		wg        sync.WaitGroup
 	)
+	target := func(i int) *agentproc.Node { return nodes[i%3] }
+	if leaderOnly {
+		id, err := nodes[0].WaitLeader(time.Minute)
+		check(err)
+		for _, n := range nodes {
+			if n.ID == id {
+				target = func(int) *agentproc.Node { return n }
+			}
+		}
+	}
 	for i := range clients {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			c := client.New(nodes[i%3].HTTPAddr, token)
+			c := client.New(target(i).HTTPAddr, token)
 			c.HTTP = httpc
 			path := fmt.Sprintf("/api/v1/certificates/b1-%d", i)
 			var mine []time.Duration
@@ -172,6 +206,9 @@ func benchB1(bin, dir string, clients int, d time.Duration) Result {
 	time.Sleep(2 * time.Second) // warm-up: connections, caches
 	measuring.Store(true)
 	t0 := time.Now()
+	for i, addr := range pprofAddrs {
+		go saveProfile(addr, filepath.Join(profileDir, nodes[i].ID+".pprof"))
+	}
 	time.Sleep(d)
 	measuring.Store(false)
 	elapsed := time.Since(t0)
@@ -191,7 +228,7 @@ func benchB1(bin, dir string, clients int, d time.Duration) Result {
 // benchB2: kill -9 the leader and time until a write through a survivor is acknowledged.
 func benchB2(bin, dir string, trials int) Result {
 	log.Printf("B2: %d leader kills", trials)
-	nodes, token := startCluster(bin, dir)
+	nodes, token := startCluster(bin, dir, nil)
 	defer stopAll(nodes)
 	ctx := context.Background()
 	check(doRetry(nodes[0].HTTPAddr, token, http.MethodPost, "/api/v1/certificates", map[string]string{"id": "b2", "name": "b2", "cert": certPEM, "key": keyPEM}))
@@ -300,4 +337,19 @@ func writeReport(dir string, rep Report) error {
 	}
 	log.Printf("report written to %s/report.md and report.json", dir)
 	return nil
+}
+
+func saveProfile(addr, path string) {
+	resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=8")
+	if err != nil {
+		log.Printf("profile %s: %v", addr, err)
+		return
+	}
+	defer resp.Body.Close()
+	check(os.MkdirAll(filepath.Dir(path), 0o755))
+	f, err := os.Create(path)
+	check(err)
+	defer f.Close()
+	_, _ = io.Copy(f, resp.Body)
+	log.Printf("CPU profile saved to %s", path)
 }
