@@ -3,6 +3,7 @@ package node_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
@@ -60,4 +61,20 @@ func TestDefaultsMatchTheSpec(t *testing.T) {
 			t.Errorf("--%s missing", name)
 		}
 	}
+}
+
+// TestREADMEListsEveryFlag keeps the README's flag table in step with the agent's flags.
+func TestREADMEListsEveryFlag(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg node.Config
+	fs := pflag.NewFlagSet("agent", pflag.ContinueOnError)
+	cfg.BindFlags(fs)
+	fs.VisitAll(func(f *pflag.Flag) {
+		if !strings.Contains(string(readme), "| `--"+f.Name+"` |") {
+			t.Errorf("README's flag table lacks --%s", f.Name)
+		}
+	})
 }
