@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/linkops/linkops/client"
+	"github.com/linkops/linkops/internal/agentproc"
 )
 
 // Timeouts only bound hangs; they never judge speed.
@@ -38,28 +39,13 @@ const (
 var root string
 
 func TestMain(m *testing.M) {
-	wd, err := os.Getwd()
-	if err == nil {
-		root, err = moduleRoot(wd)
-	}
+	var err error
+	root, err = agentproc.ModuleRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "deploy:", err)
 		os.Exit(1)
 	}
 	os.Exit(m.Run())
-}
-
-func moduleRoot(dir string) (string, error) {
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // needTools fails the test (never skips it) when a tool is missing.

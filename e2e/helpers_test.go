@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/linkops/linkops/client"
+	"github.com/linkops/linkops/internal/agentproc"
 	"github.com/linkops/linkops/internal/testutil"
 )
 
@@ -31,7 +32,7 @@ var binPath string
 func TestMain(m *testing.M) { os.Exit(runMain(m)) }
 
 func runMain(m *testing.M) int {
-	root, err := moduleRoot()
+	root, err := agentproc.ModuleRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: find module root:", err)
 		return 1
@@ -50,30 +51,6 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
-}
-
-// moduleRoot is the directory of the module's go.mod: from `go env GOMOD`, else found by
-// walking up from the working directory.
-func moduleRoot() (string, error) {
-	if out, err := exec.Command("go", "env", "GOMOD").Output(); err == nil {
-		if p := strings.TrimSpace(string(out)); p != "" && p != os.DevNull {
-			return filepath.Dir(p), nil
-		}
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // childEnv is this process's environment without any LINKOPS_* variable, plus extra.
