@@ -82,7 +82,11 @@ func (s *Server) OpenAPI() (*openapi3.T, error) {
 			if err != nil {
 				return nil, err
 			}
-			op.RequestBody = &openapi3.RequestBodyRef{Value: openapi3.NewRequestBody().WithRequired(true).WithJSONSchemaRef(ref)}
+			body := openapi3.NewRequestBody().WithRequired(true).WithJSONSchemaRef(ref)
+			if len(r.RequestContentTypes) > 0 {
+				body.WithContent(openapi3.NewContentWithSchemaRef(ref, r.RequestContentTypes))
+			}
+			op.RequestBody = &openapi3.RequestBodyRef{Value: body}
 		}
 		ok := openapi3.NewResponse().WithDescription(http.StatusText(r.Status))
 		if r.Response != nil {
@@ -110,6 +114,9 @@ func schemaFor(v any) (*openapi3.SchemaRef, error) {
 			}
 			if secret, _ := strconv.ParseBool(tag.Get("secret")); secret {
 				schema.WriteOnly = true
+			}
+			if f := tag.Get("format"); f != "" {
+				schema.Format = f
 			}
 			return nil
 		}))

@@ -73,7 +73,15 @@ func toProblem(err error) (p *Problem, internal bool) {
 	case errors.Is(err, fsm.ErrIndexMismatch):
 		return problem(http.StatusPreconditionFailed, "precondition_failed", "If-Match does not match the stored index: the resource changed since it was read"), false
 	case errors.As(err, &re):
-		return problem(http.StatusConflict, re.Code, "%s", re.Message), false
+		status := re.Status
+		if status == 0 {
+			status = http.StatusConflict
+		}
+		p := problem(status, re.Code, "%s", re.Message)
+		if re.Field != "" {
+			p.Errors = resource.Errors{{Field: re.Field, Message: re.Message}}
+		}
+		return p, false
 	case errors.Is(err, cluster.ErrOutcomeUnknown):
 		return problem(http.StatusServiceUnavailable, "outcome_unknown", "the write may or may not have been applied: leadership changed while it was in flight; read the resource before retrying"), false
 	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrNotLeader):

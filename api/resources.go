@@ -33,6 +33,29 @@ type collection[T resource.Named] struct {
 	tag     string
 	access  Access // least access for reads; writes always need admin
 	prepare func(c echo.Context, obj, old T) resource.Errors
+	// decode reads a create or update body (JSON when nil).
+	decode func(c echo.Context, obj T) error
+	// present completes a record for a response (derived, per-request fields); it must
+	// not modify obj, which may be the stored object.
+	present func(c echo.Context, obj T) T
+	// createRoute adjusts the create route (body limit, request description).
+	createRoute func(r *Route)
+}
+
+func (col collection[T]) decodeBody(c echo.Context, obj T) error {
+	if col.decode != nil {
+		return col.decode(c, obj)
+	}
+	return decodeJSON(c, obj)
+}
+
+// out prepares a stored record for a response: secrets cleared, derived fields added.
+func (col collection[T]) out(c echo.Context, obj T) T {
+	obj = resource.Redacted(obj)
+	if col.present != nil {
+		obj = col.present(c, obj)
+	}
+	return obj
 }
 
 func register[T resource.Named](s *Server, col collection[T]) {
@@ -42,14 +65,41 @@ func register[T resource.Named](s *Server, col collection[T]) {
 	writeAccess := Admin
 	s.add(&Route{Method: http.MethodGet, Path: col.path, Access: col.access, Tag: col.tag,
 		Summary: "List " + col.kind.Name, Response: list}, func(c echo.Context) error { return listHandler(s, c, col) })
-	s.add(&Route{Method: http.MethodPost, Path: col.path, Access: writeAccess, Tag: col.tag, Status: http.StatusCreated,
-		Summary: "Create a" + one, Request: sample, Response: sample}, func(c echo.Context) error { return createHandler(s, c, col) })
+	create := &Route{Method: http.MethodPost, Path: col.path, Access: writeAccess, Tag: col.tag, Status: http.StatusCreated,
+		Summary: "Create a" + one, Request: sample, Response: sample}
+	if col.createRoute != nil {
+		col.createRoute(create)
+	}
+	s.add(create, func(c echo.Context) error { return createHandler(s, c, col) })
 	s.add(&Route{Method: http.MethodGet, Path: col.path + "/:id", Access: col.access, Tag: col.tag,
 		Summary: "Get a" + one, Response: sample}, func(c echo.Context) error { return getHandler(s, c, col) })
 	s.add(&Route{Method: http.MethodPut, Path: col.path + "/:id", Access: writeAccess, Tag: col.tag,
 		Summary: "Replace the editable fields of a" + one, Request: sample, Response: sample}, func(c echo.Context) error { return updateHandler(s, c, col) })
 	s.add(&Route{Method: http.MethodDelete, Path: col.path + "/:id", Access: writeAccess, Tag: col.tag, Status: http.StatusNoContent,
 		Summary: "Delete a" + one}, func(c echo.Context) error { return deleteHandler(s, c, col) })
+	if col.kind.Stateful {
+		for _, state := range []string{resource.StateEnabled, resource.StateDisabled} {
+			verb := strings.TrimSuffix(state, "d")
+			s.add(&Route{Method: http.MethodPost, Path: col.path + "/:id/" + verb, Access: writeAccess, Tag: col.tag,
+				Summary: strings.ToUpper(verb[:1]) + verb[1:] + " a" + one + " (idempotent)", Response: sample},
+				func(c echo.Context) error { return setStateHandler(s, c, col, state) })
+		}
+	}
+}
+
+// setStateHandler enables or disables a resource; asking for the state it has is a no-op.
+func setStateHandler[T resource.Named](s *Server, c echo.Context, col collection[T], state string) error {
+	cmd, err := fsm.NewSetState(col.kind, c.Param("id"), state, s.now())
+	if err != nil {
+		return err
+	}
+	stored, err := s.cfg.Raft.Apply(c.Request().Context(), cmd)
+	if err != nil {
+		return err
+	}
+	s.log.Info("state changed", "kind", col.kind.Name, "id", c.Param("id"), "state", state, "user", currentUser(c).Username)
+	setETag(c, stored.(resource.Object).Base().Index)
+	return c.JSON(http.StatusOK, col.out(c, stored.(T)))
 }
 
 func getHandler[T resource.Named](s *Server, c echo.Context, col collection[T]) error {
@@ -58,12 +108,12 @@ func getHandler[T resource.Named](s *Server, c echo.Context, col collection[T]) 
 		return err
 	}
 	setETag(c, obj.Base().Index)
-	return c.JSON(http.StatusOK, resource.Redacted(obj.(T)))
+	return c.JSON(http.StatusOK, col.out(c, obj.(T)))
 }
 
 func createHandler[T resource.Named](s *Server, c echo.Context, col collection[T]) error {
 	obj := col.kind.New().(T)
-	if err := decodeJSON(c, obj); err != nil {
+	if err := col.decodeBody(c, obj); err != nil {
 		return err
 	}
 	var zero T
@@ -83,7 +133,7 @@ func createHandler[T resource.Named](s *Server, c echo.Context, col collection[T
 	}
 	s.log.Info("created", "kind", col.kind.Name, "id", obj.Base().ID, "user", currentUser(c).Username)
 	setETag(c, stored.(resource.Object).Base().Index)
-	return c.JSON(http.StatusCreated, resource.Redacted(stored.(T)))
+	return c.JSON(http.StatusCreated, col.out(c, stored.(T)))
 }
 
 // maxUpdateAttempts bounds the optimistic retries of a PUT without If-Match.
@@ -96,7 +146,7 @@ func updateHandler[T resource.Named](s *Server, c echo.Context, col collection[T
 		return err
 	}
 	body := col.kind.New().(T)
-	if err := decodeJSON(c, body); err != nil {
+	if err := col.decodeBody(c, body); err != nil {
 		return err
 	}
 	raw, _ := json.Marshal(body)
@@ -132,7 +182,7 @@ func updateHandler[T resource.Named](s *Server, c echo.Context, col collection[T
 		}
 		s.log.Info("updated", "kind", col.kind.Name, "id", id, "user", currentUser(c).Username)
 		setETag(c, stored.(resource.Object).Base().Index)
-		return c.JSON(http.StatusOK, resource.Redacted(stored.(T)))
+		return c.JSON(http.StatusOK, col.out(c, stored.(T)))
 	}
 }
 
@@ -212,7 +262,7 @@ func listHandler[T resource.Named](s *Server, c echo.Context, col collection[T])
 	out := List[T]{Items: []T{}, Total: len(items), Page: page, PageSize: size}
 	start := (page - 1) * size
 	for i := start; i < len(items) && i < start+size; i++ {
-		out.Items = append(out.Items, resource.Redacted(items[i].(T)))
+		out.Items = append(out.Items, col.out(c, items[i].(T)))
 	}
 	return c.JSON(http.StatusOK, out)
 }

@@ -91,6 +91,8 @@ type Route struct {
 	// Request and Response are sample values whose types describe the bodies (nil: none).
 	Request  any
 	Response any
+	// RequestContentTypes lists the request media types when they are not just JSON.
+	RequestContentTypes []string
 	// Status is the success status (200 when zero).
 	Status int
 	// BodyLimit overrides DefaultBodyLimit.
@@ -143,6 +145,7 @@ func New(cfg Config) *Server {
 	s.registerClusterRoutes()
 	s.registerUserRoutes()
 	s.registerCertificateRoutes()
+	s.registerOperationRoutes()
 	s.registerOpenAPIRoute()
 	s.registerInternalRoutes()
 	return s

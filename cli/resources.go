@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -19,13 +20,22 @@ func resourceCmds(g *globals, use, short, path string, cols []column) *cobra.Com
 	cmd := &cobra.Command{Use: use, Short: short}
 	var page, pageSize int
 	var q, sort string
+	var filters []string
 	list := &cobra.Command{
 		Use: "list", Short: "List " + use + "s", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := g.ctx()
 			defer cancel()
 			var out map[string]any
-			query := client.Query("page", strconv.Itoa(page), "pageSize", strconv.Itoa(pageSize), "q", q, "sort", sort)
+			pairs := []string{"page", strconv.Itoa(page), "pageSize", strconv.Itoa(pageSize), "q", q, "sort", sort}
+			for _, f := range filters {
+				k, v, ok := strings.Cut(f, "=")
+				if !ok || k == "" {
+					return fmt.Errorf("--filter %q: want key=value, e.g. state=enabled", f)
+				}
+				pairs = append(pairs, k, v)
+			}
+			query := client.Query(pairs...)
 			if _, err := g.client().Do(ctx, http.MethodGet, path+query, nil, &out); err != nil {
 				return err
 			}
@@ -41,6 +51,7 @@ func resourceCmds(g *globals, use, short, path string, cols []column) *cobra.Com
 	list.Flags().IntVar(&page, "page", 1, "page number")
 	list.Flags().IntVar(&pageSize, "page-size", 20, "items per page (at most 500)")
 	list.Flags().StringVarP(&q, "query", "q", "", "only items whose name contains this text")
+	list.Flags().StringArrayVar(&filters, "filter", nil, "equality filter key=value, e.g. type=TCP_SERVER or state=enabled (repeatable)")
 	list.Flags().StringVar(&sort, "sort", "", "sort by id, name, createdAt or updatedAt; prefix '-' for descending")
 	cmd.AddCommand(list)
 	cmd.AddCommand(&cobra.Command{

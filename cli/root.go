@@ -52,6 +52,7 @@ func NewRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.addr, "addr", "", "API address of any node (env LINKOPS_ADDR; default: the address of the last login, else "+DefaultAddr+")")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	root.AddCommand(agentCmd(g), loginCmd(g), membersCmd(g), snapshotCmd(g), certificateCmd(g), userCmd(g))
+	root.AddCommand(operationCmds(g)...)
 	return root
 }
 

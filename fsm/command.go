@@ -19,6 +19,10 @@ const (
 	DeleteType MessageType = 2
 	// InitType stores the cluster's first admin user and token key (InitRequest).
 	InitType MessageType = 3
+	// SetStateType enables or disables one resource (SetStateRequest).
+	SetStateType MessageType = 4
+	// BatchCreateType creates many resources of one kind, all or none (BatchCreateRequest).
+	BatchCreateType MessageType = 5
 )
 
 // IgnoreUnknownTypeFlag marks a command that an older node may skip if it does not know
@@ -45,6 +49,22 @@ type DeleteRequest struct {
 	Kind        string `json:"kind"`
 	ID          string `json:"id"`
 	ExpectIndex uint64 `json:"expectIndex,omitempty"`
+}
+
+// SetStateRequest enables or disables a stateful resource. It is idempotent: setting the
+// state a resource already has changes nothing.
+type SetStateRequest struct {
+	Kind  string    `json:"kind"`
+	ID    string    `json:"id"`
+	State string    `json:"state"`
+	Now   time.Time `json:"now"`
+}
+
+// BatchCreateRequest creates every object or, if any one is refused, none.
+type BatchCreateRequest struct {
+	Kind    string            `json:"kind"`
+	Objects []json.RawMessage `json:"objects"`
+	Now     time.Time         `json:"now"`
 }
 
 // InitRequest is applied once, by the first leader of a new cluster.
@@ -79,4 +99,22 @@ func NewUpsert(kind *resource.Kind, obj resource.Object, create bool, expectInde
 // NewDelete builds an encoded DeleteRequest.
 func NewDelete(kind *resource.Kind, id string, expectIndex uint64) ([]byte, error) {
 	return Encode(DeleteType, DeleteRequest{Kind: kind.Name, ID: id, ExpectIndex: expectIndex})
+}
+
+// NewSetState builds an encoded SetStateRequest.
+func NewSetState(kind *resource.Kind, id, state string, now time.Time) ([]byte, error) {
+	return Encode(SetStateType, SetStateRequest{Kind: kind.Name, ID: id, State: state, Now: now.UTC()})
+}
+
+// NewBatchCreate builds an encoded BatchCreateRequest.
+func NewBatchCreate[T resource.Object](kind *resource.Kind, objs []T, now time.Time) ([]byte, error) {
+	raws := make([]json.RawMessage, len(objs))
+	for i, o := range objs {
+		b, err := json.Marshal(o)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s: %w", kind.Name, err)
+		}
+		raws[i] = b
+	}
+	return Encode(BatchCreateType, BatchCreateRequest{Kind: kind.Name, Objects: raws, Now: now.UTC()})
 }

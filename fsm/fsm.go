@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-memdb"
 	"github.com/hashicorp/raft"
@@ -59,25 +61,27 @@ func (f *FSM) Apply(l *raft.Log) any {
 	body := l.Data[1:]
 	switch t {
 	case UpsertType:
-		var req UpsertRequest
-		if err := json.Unmarshal(body, &req); err != nil {
-			return fmt.Errorf("decode upsert at index %d: %w", l.Index, err)
-		}
-		return f.applyUpsert(l.Index, &req, ignorable)
+		return decodeThen(l.Index, "upsert", body, func(r *UpsertRequest) any { return f.applyUpsert(l.Index, r, ignorable) })
 	case DeleteType:
-		var req DeleteRequest
-		if err := json.Unmarshal(body, &req); err != nil {
-			return fmt.Errorf("decode delete at index %d: %w", l.Index, err)
-		}
-		return f.applyDelete(l.Index, &req, ignorable)
+		return decodeThen(l.Index, "delete", body, func(r *DeleteRequest) any { return f.applyDelete(l.Index, r, ignorable) })
 	case InitType:
-		var req InitRequest
-		if err := json.Unmarshal(body, &req); err != nil {
-			return fmt.Errorf("decode init at index %d: %w", l.Index, err)
-		}
-		return f.applyInit(l.Index, &req)
+		return decodeThen(l.Index, "init", body, func(r *InitRequest) any { return f.applyInit(l.Index, r) })
+	case SetStateType:
+		return decodeThen(l.Index, "set-state", body, func(r *SetStateRequest) any { return f.applySetState(l.Index, r, ignorable) })
+	case BatchCreateType:
+		return decodeThen(l.Index, "batch create", body, func(r *BatchCreateRequest) any { return f.applyBatchCreate(l.Index, r, ignorable) })
 	}
 	return f.unknown(l.Index, fmt.Sprintf("type %d", t), ignorable)
+}
+
+// decodeThen decodes a command body and applies it. A body that does not decode changes
+// nothing on any replica, so it is the proposer's error, not a reason to stop.
+func decodeThen[T any](index uint64, what string, body []byte, apply func(*T) any) any {
+	var req T
+	if err := json.Unmarshal(body, &req); err != nil {
+		return fmt.Errorf("decode %s at index %d: %w", what, index, err)
+	}
+	return apply(&req)
 }
 
 // unknown handles a command this version cannot apply. Skipping a state change would let
@@ -99,14 +103,26 @@ func (f *FSM) applyUpsert(index uint64, req *UpsertRequest, ignorable bool) any 
 	if err := json.Unmarshal(req.Object, obj); err != nil {
 		return fmt.Errorf("decode %s: %w", kind.Name, err)
 	}
+	db, _ := f.store.current()
+	txn := db.Txn(true)
+	defer txn.Abort()
+	if err := upsert(txn, kind, obj, req.Create, req.ExpectIndex, req.Now, index); err != nil {
+		return err
+	}
+	txn.Commit()
+	return obj
+}
+
+// upsert stores obj inside txn after checking existence, If-Match, unique indexes and the
+// kind's rules.
+func upsert(txn *memdb.Txn, kind *resource.Kind, obj resource.Object, create bool, expectIndex uint64, now time.Time, index uint64) error {
 	meta := obj.Base()
 	if meta.ID == "" {
 		return fmt.Errorf("upsert %s without id", kind.Name)
 	}
-	db, _ := f.store.current()
-	txn := db.Txn(true)
-	defer txn.Abort()
-
+	if _, builtin := kind.Builtin(meta.ID); builtin {
+		return refuseBuiltin(kind, meta.ID)
+	}
 	raw, err := txn.First(kind.Name, "id", meta.ID)
 	if err != nil {
 		return err
@@ -116,12 +132,16 @@ func (f *FSM) applyUpsert(index uint64, req *UpsertRequest, ignorable bool) any 
 		old = raw.(resource.Object)
 	}
 	switch {
-	case req.Create && old != nil:
+	case create && old != nil:
 		return ErrExists
-	case !req.Create && old == nil:
+	case !create && old == nil:
 		return ErrNotFound
-	case req.ExpectIndex != 0 && (old == nil || old.Base().Index != req.ExpectIndex):
+	case expectIndex != 0 && (old == nil || old.Base().Index != expectIndex):
 		return ErrIndexMismatch
+	}
+	if kind.Stateful && old != nil {
+		// Only the enable and disable commands change a state; an update keeps it.
+		obj.(resource.Switchable).SwitchRef().State = old.(resource.Switchable).SwitchRef().State
 	}
 	for idx, fn := range kind.Unique {
 		v := fn(obj)
@@ -141,18 +161,73 @@ func (f *FSM) applyUpsert(index uint64, req *UpsertRequest, ignorable bool) any 
 			return err
 		}
 	}
-	meta.CreatedAt, meta.UpdatedAt, meta.Index = req.Now, req.Now, index
+	meta.CreatedAt, meta.UpdatedAt, meta.Index = now, now, index
 	if old != nil {
 		meta.CreatedAt = old.Base().CreatedAt
 	}
 	if err := txn.Insert(kind.Name, obj); err != nil {
 		return fmt.Errorf("store %s %q: %w", kind.Name, meta.ID, err)
 	}
-	txn.Commit()
-	return obj
+	return nil
 }
 
-func (f *FSM) applyDelete(index uint64, req *DeleteRequest, ignorable bool) any {
+// existing returns the stored resource with id, or ErrNotFound.
+func existing(txn *memdb.Txn, kind *resource.Kind, id string) (resource.Object, error) {
+	raw, err := txn.First(kind.Name, "id", id)
+	if err != nil {
+		return nil, err
+	}
+	if raw == nil {
+		return nil, ErrNotFound
+	}
+	return raw.(resource.Object), nil
+}
+
+// refuseBuiltin is the answer to any change of a built-in resource.
+func refuseBuiltin(kind *resource.Kind, id string) error {
+	return Refuse(strings.TrimSuffix(kind.Name, "s")+"_builtin", "%s %q is built in and cannot be changed or deleted", strings.TrimSuffix(kind.Name, "s"), id)
+}
+
+func (f *FSM) applySetState(index uint64, req *SetStateRequest, ignorable bool) any {
+	kind, ok := resource.KindByName(req.Kind)
+	if !ok {
+		return f.unknown(index, fmt.Sprintf("resource kind %q", req.Kind), ignorable)
+	}
+	if !kind.Stateful {
+		return fmt.Errorf("%s cannot be enabled or disabled", kind.Name)
+	}
+	if req.State != resource.StateEnabled && req.State != resource.StateDisabled {
+		return fmt.Errorf("set-state %s %q: unknown state %q", kind.Name, req.ID, req.State)
+	}
+	db, _ := f.store.current()
+	txn := db.Txn(true)
+	defer txn.Abort()
+	raw, err := existing(txn, kind, req.ID)
+	if err != nil {
+		return err
+	}
+	old := raw.(resource.Switchable)
+	if old.SwitchRef().State == req.State {
+		return old
+	}
+	next := resource.Copy(old)
+	next.SwitchRef().State = req.State
+	for _, r := range rules[kind.Name] {
+		if err := r(txn, old, next); err != nil {
+			return err
+		}
+	}
+	next.Base().UpdatedAt, next.Base().Index = req.Now, index
+	if err := txn.Insert(kind.Name, next); err != nil {
+		return fmt.Errorf("store %s %q: %w", kind.Name, req.ID, err)
+	}
+	txn.Commit()
+	return next
+}
+
+// applyBatchCreate creates every object in one transaction: one refusal aborts them all.
+// Rule errors name the entry by its position, like "[3].productId".
+func (f *FSM) applyBatchCreate(index uint64, req *BatchCreateRequest, ignorable bool) any {
 	kind, ok := resource.KindByName(req.Kind)
 	if !ok {
 		return f.unknown(index, fmt.Sprintf("resource kind %q", req.Kind), ignorable)
@@ -160,14 +235,51 @@ func (f *FSM) applyDelete(index uint64, req *DeleteRequest, ignorable bool) any 
 	db, _ := f.store.current()
 	txn := db.Txn(true)
 	defer txn.Abort()
-	raw, err := txn.First(kind.Name, "id", req.ID)
+	out := make([]resource.Object, 0, len(req.Objects))
+	for i, raw := range req.Objects {
+		obj := kind.New()
+		if err := json.Unmarshal(raw, obj); err != nil {
+			return fmt.Errorf("decode %s [%d]: %w", kind.Name, i, err)
+		}
+		err := upsert(txn, kind, obj, true, 0, req.Now, index)
+		if errors.Is(err, ErrExists) {
+			err = Reject("already_exists", "id", "%s %q already exists", strings.TrimSuffix(kind.Name, "s"), obj.Base().ID)
+		}
+		if re, ok := IsRuleError(err); ok {
+			cp := *re
+			if cp.Field != "" {
+				cp.Field = fmt.Sprintf("[%d].%s", i, cp.Field)
+			}
+			cp.Message = fmt.Sprintf("entry %d: %s", i, cp.Message)
+			if cp.Code == "already_exists" {
+				cp.Status = 409
+			}
+			return &cp
+		}
+		if err != nil {
+			return err
+		}
+		out = append(out, obj)
+	}
+	txn.Commit()
+	return out
+}
+
+func (f *FSM) applyDelete(index uint64, req *DeleteRequest, ignorable bool) any {
+	kind, ok := resource.KindByName(req.Kind)
+	if !ok {
+		return f.unknown(index, fmt.Sprintf("resource kind %q", req.Kind), ignorable)
+	}
+	if _, builtin := kind.Builtin(req.ID); builtin {
+		return refuseBuiltin(kind, req.ID)
+	}
+	db, _ := f.store.current()
+	txn := db.Txn(true)
+	defer txn.Abort()
+	old, err := existing(txn, kind, req.ID)
 	if err != nil {
 		return err
 	}
-	if raw == nil {
-		return ErrNotFound
-	}
-	old := raw.(resource.Object)
 	if req.ExpectIndex != 0 && old.Base().Index != req.ExpectIndex {
 		return ErrIndexMismatch
 	}

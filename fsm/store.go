@@ -60,6 +60,9 @@ func schema() *memdb.DBSchema {
 		for name, fn := range k.Unique {
 			t.Indexes[name] = &memdb.IndexSchema{Name: name, Unique: true, AllowMissing: true, Indexer: funcIndex(fn)}
 		}
+		for name, fn := range k.Refs {
+			t.Indexes[name] = &memdb.IndexSchema{Name: name, AllowMissing: true, Indexer: refIndex(fn)}
+		}
 		s.Tables[k.Name] = t
 	}
 	return s
@@ -88,6 +91,23 @@ func (f funcIndex) FromArgs(args ...any) ([]byte, error) {
 	return []byte(s + "\x00"), nil
 }
 
+// refIndex indexes objects by every id they refer to through one field (non-unique).
+type refIndex func(resource.Object) []string
+
+func (f refIndex) FromObject(raw any) (bool, [][]byte, error) {
+	ids := f(raw.(resource.Object))
+	if len(ids) == 0 {
+		return false, nil, nil
+	}
+	out := make([][]byte, len(ids))
+	for i, id := range ids {
+		out[i] = []byte(id + "\x00")
+	}
+	return true, out, nil
+}
+
+func (f refIndex) FromArgs(args ...any) ([]byte, error) { return funcIndex(nil).FromArgs(args...) }
+
 func (s *Store) current() (*memdb.MemDB, chan struct{}) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -109,8 +129,11 @@ func (s *Store) AbandonCh() <-chan struct{} {
 	return ch
 }
 
-// Get returns one resource, or ErrNotFound.
+// Get returns one resource (a built-in one too), or ErrNotFound.
 func (s *Store) Get(kind *resource.Kind, id string) (resource.Object, error) {
+	if b, ok := kind.Builtin(id); ok {
+		return b, nil
+	}
 	db, _ := s.current()
 	raw, err := db.Txn(false).First(kind.Name, "id", id)
 	if err != nil {
@@ -135,15 +158,16 @@ func (s *Store) GetBy(kind *resource.Kind, idx, v string) (resource.Object, erro
 	return raw.(resource.Object), nil
 }
 
-// List returns every resource of a kind in id order, and a watch set that fires when the
-// collection next changes or the whole state is replaced by a restore.
+// List returns every resource of a kind (built-in ones first, then the stored ones in id
+// order), and a watch set that fires when the collection next changes or the whole state
+// is replaced by a restore.
 func (s *Store) List(kind *resource.Kind) ([]resource.Object, memdb.WatchSet) {
 	db, abandon := s.current()
 	it, err := db.Txn(false).Get(kind.Name, "id")
 	if err != nil {
 		panic(fmt.Sprintf("fsm: list %s: %v", kind.Name, err)) // table from the schema: cannot fail
 	}
-	var out []resource.Object
+	out := append([]resource.Object(nil), kind.Builtins...)
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		out = append(out, raw.(resource.Object))
 	}
@@ -153,10 +177,36 @@ func (s *Store) List(kind *resource.Kind) ([]resource.Object, memdb.WatchSet) {
 	return out, ws
 }
 
-// Count returns the number of resources of a kind.
+// Count returns the number of stored resources of a kind.
 func (s *Store) Count(kind *resource.Kind) int {
-	objs, _ := s.List(kind)
-	return len(objs)
+	db, _ := s.current()
+	it, err := db.Txn(false).Get(kind.Name, "id")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		n++
+	}
+	return n
+}
+
+// Referrers returns the resources of kind whose ref index idx names id.
+func (s *Store) Referrers(kind *resource.Kind, idx, id string) []resource.Object {
+	db, _ := s.current()
+	return referrers(db.Txn(false), kind, idx, id)
+}
+
+func referrers(txn *memdb.Txn, kind *resource.Kind, idx, id string) []resource.Object {
+	it, err := txn.Get(kind.Name, idx, id)
+	if err != nil {
+		panic(fmt.Sprintf("fsm: %s by %s: %v", kind.Name, idx, err)) // index from the schema
+	}
+	var out []resource.Object
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, raw.(resource.Object))
+	}
+	return out
 }
 
 // Meta returns a cluster-wide setting, or nil.

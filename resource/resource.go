@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -57,6 +58,25 @@ type Kind struct {
 	// Unique lists extra fields whose values must be unique across the collection
 	// (the FSM enforces them), keyed by the index name.
 	Unique map[string]func(Object) string
+	// Refs lists non-unique indexes, keyed by index name, over the ids a resource refers
+	// to (a gateway's channelId, a device's productId). The FSM uses them to answer "is
+	// this still referenced?" without scanning a table.
+	Refs map[string]func(Object) []string
+	// Stateful kinds carry "state": "enabled" | "disabled" and get enable/disable routes.
+	Stateful bool
+	// Builtins are resources that always exist and cannot be changed or deleted (the
+	// official protocol). They are part of the product, not of the replicated state.
+	Builtins []Object
+}
+
+// Builtin returns the built-in resource with id, if there is one.
+func (k *Kind) Builtin(id string) (Object, bool) {
+	for _, b := range k.Builtins {
+		if b.Base().ID == id {
+			return b, true
+		}
+	}
+	return nil, false
 }
 
 var kinds = map[string]*Kind{}
@@ -130,11 +150,58 @@ func ValidateDescription(errs *Errors, field, d string) {
 	}
 }
 
-// Redacted returns a shallow copy of obj whose secret fields (tagged `secret:"true"`) are
-// cleared, so that no response, list, log line or error can carry them.
+// States of a stateful resource (SPEC §3).
+const (
+	StateEnabled  = "enabled"
+	StateDisabled = "disabled"
+)
+
+// Switch is embedded by resources that can be enabled and disabled. A new resource starts
+// disabled unless its create request says "enabled"; afterwards only the enable and disable
+// commands change it.
+type Switch struct {
+	State string `json:"state"`
+}
+
+// Switchable is implemented by every resource that embeds Switch.
+type Switchable interface {
+	Object
+	SwitchRef() *Switch
+}
+
+// Switch gives generic access to the state.
+func (s *Switch) SwitchRef() *Switch { return s }
+
+// Enabled reports whether the resource is enabled.
+func (s *Switch) Enabled() bool { return s.State == StateEnabled }
+
+// ValidateState checks a state in a create request; empty means disabled.
+func ValidateState(errs *Errors, s *Switch) {
+	switch s.State {
+	case "":
+		s.State = StateDisabled
+	case StateEnabled, StateDisabled:
+	default:
+		errs.Add("state", "must be enabled or disabled")
+	}
+}
+
+// Copy returns a shallow copy of obj: enough to change top-level fields of a stored
+// resource, whose nested values are never modified in place.
+func Copy[T Object](obj T) T {
+	v := reflect.ValueOf(obj)
+	cp := reflect.New(v.Elem().Type())
+	cp.Elem().Set(v.Elem())
+	return cp.Interface().(T)
+}
+
+// Redacted returns a copy of obj whose secret fields (tagged `secret:"true"`, at any depth
+// of structs, pointers and slices) are cleared, so that no response, list, log line or error
+// can carry them. Objects without secrets are returned as they are; the stored object is
+// never modified.
 func Redacted[T Object](obj T) T {
 	v := reflect.ValueOf(obj)
-	if v.Kind() != reflect.Pointer || v.IsNil() {
+	if v.Kind() != reflect.Pointer || v.IsNil() || !hasSecrets(v.Elem().Type()) {
 		return obj
 	}
 	cp := reflect.New(v.Elem().Type())
@@ -143,45 +210,126 @@ func Redacted[T Object](obj T) T {
 	return cp.Interface().(T)
 }
 
+var secretTypes sync.Map // reflect.Type -> bool
+
+// hasSecrets reports whether t holds a secret field anywhere inside it.
+func hasSecrets(t reflect.Type) bool {
+	if v, ok := secretTypes.Load(t); ok {
+		return v.(bool)
+	}
+	secretTypes.Store(t, false) // breaks recursion through self-referencing types
+	found := false
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		found = hasSecrets(t.Elem())
+	case reflect.Struct:
+		for i := 0; i < t.NumField() && !found; i++ {
+			f := t.Field(i)
+			found = f.IsExported() && (f.Tag.Get("secret") == "true" || hasSecrets(f.Type))
+		}
+	}
+	secretTypes.Store(t, found)
+	return found
+}
+
+// clearSecrets clears the secrets of v, a settable copy. Pointers and slices that lead to
+// secrets are copied first, because they are shared with the stored object.
 func clearSecrets(v reflect.Value) {
-	t := v.Type()
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if !f.IsExported() {
-			continue
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() || !hasSecrets(v.Type()) {
+			return
 		}
-		fv := v.Field(i)
-		if f.Tag.Get("secret") == "true" {
-			fv.Set(reflect.Zero(f.Type))
-			continue
+		cp := reflect.New(v.Elem().Type())
+		cp.Elem().Set(v.Elem())
+		clearSecrets(cp.Elem())
+		v.Set(cp)
+	case reflect.Slice:
+		if v.IsNil() || !hasSecrets(v.Type()) {
+			return
 		}
-		if fv.Kind() == reflect.Struct {
-			clearSecrets(fv)
+		cp := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+		reflect.Copy(cp, v)
+		for i := 0; i < cp.Len(); i++ {
+			clearSecrets(cp.Index(i))
+		}
+		v.Set(cp)
+	case reflect.Struct:
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			if f.Tag.Get("secret") == "true" {
+				v.Field(i).Set(reflect.Zero(f.Type))
+				continue
+			}
+			clearSecrets(v.Field(i))
 		}
 	}
 }
 
+// Keyed slice elements are matched by key, not position, when secrets are kept: a per-node
+// entry keeps its own password even if the list was reordered.
+type Keyed interface {
+	ElementKey() string
+}
+
 // KeepSecrets copies every secret field that is empty in next from prev: a PUT that omits a
-// secret keeps the stored one (SPEC §3).
+// secret keeps the stored one (SPEC §3). Secrets inside slices are matched by ElementKey when
+// the element type implements Keyed, else by position.
 func KeepSecrets[T Object](next, prev T) {
 	keepSecrets(reflect.ValueOf(next).Elem(), reflect.ValueOf(prev).Elem())
 }
 
 func keepSecrets(next, prev reflect.Value) {
-	t := next.Type()
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if !f.IsExported() {
-			continue
+	if !hasSecrets(next.Type()) {
+		return
+	}
+	switch next.Kind() {
+	case reflect.Pointer:
+		if next.IsNil() || prev.IsNil() {
+			return
 		}
-		if f.Tag.Get("secret") == "true" {
-			if next.Field(i).IsZero() {
-				next.Field(i).Set(prev.Field(i))
+		keepSecrets(next.Elem(), prev.Elem())
+	case reflect.Slice:
+		for i := 0; i < next.Len(); i++ {
+			if j := matchElement(next, prev, i); j >= 0 {
+				keepSecrets(next.Index(i), prev.Index(j))
 			}
-			continue
 		}
-		if next.Field(i).Kind() == reflect.Struct {
+	case reflect.Struct:
+		t := next.Type()
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			if f.Tag.Get("secret") == "true" {
+				if next.Field(i).IsZero() {
+					next.Field(i).Set(prev.Field(i))
+				}
+				continue
+			}
 			keepSecrets(next.Field(i), prev.Field(i))
 		}
 	}
+}
+
+// matchElement finds the element of prev that next[i] replaces, or -1.
+func matchElement(next, prev reflect.Value, i int) int {
+	k, ok := next.Index(i).Addr().Interface().(Keyed)
+	if !ok {
+		if i < prev.Len() {
+			return i
+		}
+		return -1
+	}
+	for j := 0; j < prev.Len(); j++ {
+		if prev.Index(j).Addr().Interface().(Keyed).ElementKey() == k.ElementKey() {
+			return j
+		}
+	}
+	return -1
 }

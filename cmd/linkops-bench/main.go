@@ -51,7 +51,8 @@ type Report struct {
 
 func main() {
 	out := flag.String("out", "bench", "directory for report.md and report.json")
-	only := flag.String("only", "B1,B2", "comma-separated benchmarks to run")
+	only := flag.String("only", "B1,B2,B7", "comma-separated benchmarks to run")
+	b7Devices := flag.Int("b7-devices", 1000000, "B7 registered devices")
 	b1Duration := flag.Duration("b1-duration", 15*time.Second, "B1 measuring time")
 	b1Clients := flag.Int("b1-clients", 64, "B1 concurrent clients")
 	b2Trials := flag.Int("b2-trials", 20, "B2 leader kills")
@@ -79,6 +80,9 @@ func main() {
 	}
 	if want["B2"] {
 		rep.Results = append(rep.Results, benchB2(bin, filepath.Join(tmp, "b2"), *b2Trials))
+	}
+	if want["B7"] {
+		rep.Results = append(rep.Results, benchB7(bin, filepath.Join(tmp, "b7"), *b7Devices))
 	}
 	rep.Duration = time.Since(start).Round(time.Second).String()
 	dir := *out

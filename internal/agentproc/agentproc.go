@@ -151,6 +151,14 @@ func (n *Node) Running() bool {
 	}
 }
 
+// Pid is the running process's id (0 when stopped).
+func (n *Node) Pid() int {
+	if n.cmd == nil || n.cmd.Process == nil || !n.Running() {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
+
 // Kill sends SIGKILL and waits for the process to be gone.
 func (n *Node) Kill() {
 	if n.Running() {

@@ -1,0 +1,56 @@
+// Package protocol owns protocol packages: parsing a .zip package or a local directory into
+// a manifest and a JavaScript codec, and running that codec in a sandbox; it must not touch
+// HTTP, raft or the state store.
+//
+// # Packages
+//
+// A package is a zip holding manifest.json and the JavaScript file the manifest names as
+// "main" (codec.js by default), either at the root or inside one top-level folder, as
+// "Compress folder" tools produce. Nothing else in the zip is ever decompressed. A package
+// comes from an untrusted upload, so ParsePackage refuses what a hostile zip can do: more
+// than MaxEntries entries, absolute names, ".." elements, backslashes and NUL bytes,
+// symlinks, a declared unpacked size over MaxUnpackedBytes, and entries over 1 MiB that
+// claim a compression ratio above 100:1. Zip headers can lie, so the two files that are
+// read are read through a limit as well; archive/zip itself refuses an entry that inflates
+// past the size its header declares.
+//
+// A refusal is an *Error whose Field tells the caller which form field to blame: "file" for
+// the archive (or, from LoadDir, the directory), "manifest" for manifest.json, "codec" for
+// the JavaScript.
+//
+// # The sandbox
+//
+// Compile loads the codec into its own goja runtime. goja implements ECMAScript only: the
+// runtime has no require, no file system, no process, no network and no timers, and this
+// package registers no Go function in it. Codecs may export decode and encode as global
+// function declarations or through CommonJS module.exports / exports; console.log and its
+// siblings exist as no-ops so that codecs written for Node load unchanged.
+//
+// Untrusted code is bounded where goja allows it:
+//
+//   - time: loading is interrupted after LoadTimeout and each call after CallTimeout (or
+//     when its context ends), through Runtime.Interrupt;
+//   - recursion: the JavaScript call stack is limited to 1024 frames;
+//   - size: decode receives at most MaxPayloadBytes bytes and returns at most MaxMessages
+//     messages, encode returns at most MaxPayloadBytes bytes. Bytes cross the sandbox as
+//     arrays of numbers, which goja handles at about a microsecond an element, so the
+//     limit is what fits well inside CallTimeout.
+//
+// Two limits cannot be enforced. goja has no memory limit: a codec that allocates a huge
+// string or array within its time budget allocates it on the node's heap. And an interrupt
+// is only noticed between JavaScript instructions, so a single built-in call over a
+// pathological value (JSON.stringify of a very deep object, say) runs to its end. Every load
+// and call therefore runs on its own goroutine: the caller gets its timeout error on time,
+// while the stuck runtime finishes in the background and the codec stays busy until it does.
+//
+// Reading a JavaScript value from Go can run codec code (getters, proxies, toString), which
+// would then escape the time limit. So a trusted prelude (prelude.js) reads the exports,
+// calls the codec and serialises its result inside the limit, and Go exchanges only JSON
+// strings and the input bytes with the runtime.
+//
+// A Codec is one runtime behind a one-slot semaphore, so codec state kept in globals
+// behaves as the author expects, and waiting for the codec respects the caller's context.
+// The package registers no metrics: the caller times and counts calls where they cross its
+// boundary, and can tell outcomes apart with the sentinel errors (ErrTimeout, ErrException,
+// ErrGarbage, ErrInput).
+package protocol
