@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -42,14 +43,18 @@ func (s *Server) registerClusterRoutes() {
 		Summary: "Every known node with its raft role and status", Response: NodeList{}}, s.nodes)
 	s.add(&Route{Method: http.MethodDelete, Path: "/api/v1/cluster/nodes/:id", Access: Admin, Tag: "cluster", Status: http.StatusNoContent,
 		Summary: "Remove a dead node from raft"}, s.removeNode)
-	s.add(&Route{Method: http.MethodGet, Path: "/api/v1/cluster/snapshot", Access: Admin, Tag: "cluster", Raw: true,
+	s.add(&Route{Method: http.MethodGet, Path: "/api/v1/cluster/snapshot", Access: Admin, Tag: "cluster", Raw: true, Timeout: SnapshotTimeout,
 		Summary: "Download a verified, compressed snapshot of the whole state"}, s.saveSnapshot)
 	s.add(&Route{Method: http.MethodPost, Path: "/api/v1/cluster/snapshot", Access: Admin, Tag: "cluster", Raw: true,
-		BodyLimit: s.cfg.MaxSnapshotBytes, Response: RestoreResult{},
+		BodyLimit: s.cfg.MaxSnapshotBytes, Response: RestoreResult{}, Timeout: SnapshotTimeout,
 		Summary: "Replace the whole state with a snapshot saved by GET /api/v1/cluster/snapshot"}, s.restoreSnapshot)
 	s.add(&Route{Method: http.MethodGet, Path: "/metrics", Access: Viewer, Tag: "cluster", Raw: true, Local: true,
 		Summary: "Prometheus metrics of this node"}, echo.WrapHandler(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})))
 }
+
+// SnapshotTimeout bounds a forwarded snapshot save or restore: a large state takes far
+// longer than an ordinary write.
+const SnapshotTimeout = 30 * time.Minute
 
 func (s *Server) health(c echo.Context) error {
 	_, leader := s.cfg.Raft.Leader()

@@ -38,7 +38,7 @@ func (s *Server) consistency(r *Route) echo.MiddlewareFunc {
 				if s.cfg.Raft.State() == raft.Leader {
 					return next(c)
 				}
-				return s.forward(c, next)
+				return s.forward(c, r, next)
 			}
 		}
 		return func(c echo.Context) error {
@@ -78,17 +78,25 @@ func (s *Server) setLastContact(c echo.Context) {
 }
 
 // forward proxies the request, body and all, to the leader's API and relays its answer.
-func (s *Server) forward(c echo.Context, local echo.HandlerFunc) error {
+// Finding the leader is bounded by the request timeout; the proxied request by the route's
+// own timeout, since some writes (a snapshot restore) take longer than a leader election.
+func (s *Server) forward(c echo.Context, r *Route, local echo.HandlerFunc) error {
 	req := c.Request()
 	if by := req.Header.Get(ForwardedHeader); by != "" {
 		return fmt.Errorf("%w: node %s forwarded this request here, but this node no longer leads", cluster.ErrNoLeader, by)
 	}
-	ctx, cancel := context.WithTimeout(req.Context(), s.cfg.RequestTimeout)
-	defer cancel()
-	id, addr, err := s.cfg.Raft.LeaderAPIAddr(ctx)
+	findCtx, cancelFind := context.WithTimeout(req.Context(), s.cfg.RequestTimeout)
+	id, addr, err := s.cfg.Raft.LeaderAPIAddr(findCtx)
+	cancelFind()
 	if err != nil {
 		return err
 	}
+	timeout := r.Timeout
+	if timeout == 0 {
+		timeout = 2 * s.cfg.RequestTimeout
+	}
+	ctx, cancel := context.WithTimeout(req.Context(), timeout)
+	defer cancel()
 	if id == s.cfg.NodeID {
 		return local(c) // this node became the leader meanwhile
 	}

@@ -95,6 +95,8 @@ type Route struct {
 	RequestContentTypes []string
 	// Status is the success status (200 when zero).
 	Status int
+	// Timeout bounds a forwarded request (2 × RequestTimeout when zero).
+	Timeout time.Duration
 	// BodyLimit overrides DefaultBodyLimit.
 	BodyLimit int64
 	// Raw marks bodies that are not JSON (snapshots, metrics).

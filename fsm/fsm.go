@@ -106,7 +106,11 @@ func (f *FSM) applyUpsert(index uint64, req *UpsertRequest, ignorable bool) any 
 	db, _ := f.store.current()
 	txn := db.Txn(true)
 	defer txn.Abort()
-	if err := upsert(txn, kind, obj, req.Create, req.ExpectIndex, req.Now, index); err != nil {
+	counts := counter{}
+	if err := upsert(txn, kind, obj, req.Create, req.ExpectIndex, req.Now, index, counts); err != nil {
+		return err
+	}
+	if err := counts.write(txn); err != nil {
 		return err
 	}
 	txn.Commit()
@@ -114,8 +118,8 @@ func (f *FSM) applyUpsert(index uint64, req *UpsertRequest, ignorable bool) any 
 }
 
 // upsert stores obj inside txn after checking existence, If-Match, unique indexes and the
-// kind's rules.
-func upsert(txn *memdb.Txn, kind *resource.Kind, obj resource.Object, create bool, expectIndex uint64, now time.Time, index uint64) error {
+// kind's rules; the caller writes the count changes it records in counts.
+func upsert(txn *memdb.Txn, kind *resource.Kind, obj resource.Object, create bool, expectIndex uint64, now time.Time, index uint64, counts counter) error {
 	meta := obj.Base()
 	if meta.ID == "" {
 		return fmt.Errorf("upsert %s without id", kind.Name)
@@ -165,6 +169,7 @@ func upsert(txn *memdb.Txn, kind *resource.Kind, obj resource.Object, create boo
 	if old != nil {
 		meta.CreatedAt = old.Base().CreatedAt
 	}
+	counts.move(kind, old, obj)
 	if err := txn.Insert(kind.Name, obj); err != nil {
 		return fmt.Errorf("store %s %q: %w", kind.Name, meta.ID, err)
 	}
@@ -236,12 +241,13 @@ func (f *FSM) applyBatchCreate(index uint64, req *BatchCreateRequest, ignorable 
 	txn := db.Txn(true)
 	defer txn.Abort()
 	out := make([]resource.Object, 0, len(req.Objects))
+	counts := counter{}
 	for i, raw := range req.Objects {
 		obj := kind.New()
 		if err := json.Unmarshal(raw, obj); err != nil {
 			return fmt.Errorf("decode %s [%d]: %w", kind.Name, i, err)
 		}
-		err := upsert(txn, kind, obj, true, 0, req.Now, index)
+		err := upsert(txn, kind, obj, true, 0, req.Now, index, counts)
 		if errors.Is(err, ErrExists) {
 			err = Reject("already_exists", "id", "%s %q already exists", strings.TrimSuffix(kind.Name, "s"), obj.Base().ID)
 		}
@@ -260,6 +266,9 @@ func (f *FSM) applyBatchCreate(index uint64, req *BatchCreateRequest, ignorable 
 			return err
 		}
 		out = append(out, obj)
+	}
+	if err := counts.write(txn); err != nil {
+		return err
 	}
 	txn.Commit()
 	return out
@@ -287,6 +296,9 @@ func (f *FSM) applyDelete(index uint64, req *DeleteRequest, ignorable bool) any 
 		if err := r(txn, old, nil); err != nil {
 			return err
 		}
+	}
+	if err := adjustCounts(txn, kind, old, nil); err != nil {
+		return err
 	}
 	if err := txn.Delete(kind.Name, old); err != nil {
 		return fmt.Errorf("delete %s %q: %w", kind.Name, req.ID, err)
@@ -332,7 +344,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	db := newDB()
 	txn := db.Txn(true)
-	sum, err := readSnapshot(rc, txn)
+	sum, err := readSnapshot(rc, txnSink{txn: txn, counts: counter{}})
 	if err != nil {
 		txn.Abort()
 		return err

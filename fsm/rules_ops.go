@@ -229,7 +229,7 @@ func mediaServerRules(_ *memdb.Txn, old, next resource.Object) error {
 
 func productRules(txn *memdb.Txn, old, next resource.Object) error {
 	if next == nil {
-		if n := len(referrers(txn, resource.Devices, "productId", old.Base().ID)); n > 0 {
+		if n := countOf(txn, countKey(resource.Devices, "productId", old.Base().ID)); n > 0 {
 			return Refuse("product_has_devices", "product %q has %d device(s); delete them first", old.Base().ID, n)
 		}
 		return nil
@@ -239,8 +239,8 @@ func productRules(txn *memdb.Txn, old, next resource.Object) error {
 		return Invalid("gatewayId", "there is no gateway %q", p.GatewayID)
 	}
 	if old != nil && old.(*resource.Product).GatewayID != p.GatewayID {
-		if first, _ := txn.First(resource.Devices.Name, "productId", p.ID); first != nil {
-			return Refuse("product_has_devices", "product %q has devices, so its gateway cannot change", p.ID)
+		if n := countOf(txn, countKey(resource.Devices, "productId", p.ID)); n > 0 {
+			return Refuse("product_has_devices", "product %q has %d device(s), so its gateway cannot change", p.ID, n)
 		}
 	}
 	return nil

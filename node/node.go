@@ -14,6 +14,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -78,7 +79,11 @@ func New(cfg Config, opts Options) (*Node, error) {
 	log := slog.New(slog.NewTextHandler(opts.Log, &slog.HandlerOptions{Level: level})).With("node", id)
 
 	n := &Node{cfg: cfg, log: log, out: opts.Console, registry: prometheus.NewRegistry(), served: make(chan struct{})}
-	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// go_gc_heap_live_bytes (the heap still reachable at the last GC) is what the state
+	// really costs; heap-in-use also counts garbage not yet collected.
+	n.registry.MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+		collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$`)})),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := n.start(); err != nil {
 		n.stop(context.Background())
 		return nil, err

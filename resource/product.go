@@ -97,7 +97,9 @@ var Devices = Register(&Kind{
 		"productId": func(o Object) string { return o.(*Device).ProductID },
 		"state":     func(o Object) string { return o.(*Device).State },
 	},
-	Refs: map[string]func(Object) []string{"productId": func(o Object) []string { return nonEmpty(o.(*Device).ProductID) }},
+	// A million devices must fit a node (SPEC §6 B7): count them per product instead of
+	// indexing them.
+	Counts: map[string]func(Object) string{"productId": func(o Object) string { return o.(*Device).ProductID }},
 })
 
 // Validate checks the fields a client sets, prefixing field paths with prefix (for the

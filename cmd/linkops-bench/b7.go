@@ -32,8 +32,10 @@ func benchB7(bin, dir string, devices int) Result {
 	check(err)
 	time.Sleep(2 * time.Second)
 	before := make([]float64, len(nodes))
+	liveBefore := make([]float64, len(nodes))
 	for i, n := range nodes {
 		before[i] = rssBytes(n.Pid())
+		liveBefore[i] = metric(n.HTTPAddr, token, "go_gc_heap_live_bytes")
 	}
 
 	var batchTimes []time.Duration
@@ -61,12 +63,12 @@ func benchB7(bin, dir string, devices int) Result {
 		}
 	}
 	time.Sleep(5 * time.Second) // let the GC settle
-	var memMax, heapMax float64
+	var rssMax, liveMax float64
 	for i, n := range nodes {
-		mem := rssBytes(n.Pid()) - before[i]
-		heap := metric(n.HTTPAddr, token, "go_memstats_heap_inuse_bytes")
-		log.Printf("B7: node %s RSS grew by %.0f MiB, heap in use %.0f MiB", n.ID, mem/(1<<20), heap/(1<<20))
-		memMax, heapMax = max(memMax, mem), max(heapMax, heap)
+		rss := rssBytes(n.Pid()) - before[i]
+		live := metric(n.HTTPAddr, token, "go_gc_heap_live_bytes") - liveBefore[i]
+		log.Printf("B7: node %s live heap grew by %.0f MiB, RSS by %.0f MiB", n.ID, live/(1<<20), rss/(1<<20))
+		rssMax, liveMax = max(rssMax, rss), max(liveMax, live)
 	}
 
 	// Snapshot: stream the verified, compressed state to a file.
@@ -88,7 +90,12 @@ func benchB7(bin, dir string, devices int) Result {
 	check(err)
 	t0 = time.Now()
 	resp, err = c.Raw(ctx, http.MethodPost, "/api/v1/cluster/snapshot", bytes.NewReader(b), "application/octet-stream", nil)
-	check(err)
+	if err != nil {
+		for _, n := range nodes {
+			log.Printf("B7: node %s stderr:\n%s", n.ID, tail(n.Stderr.String(), 40))
+		}
+		log.Fatalf("B7: restore: %v", err)
+	}
 	resp.Body.Close()
 	restoreTime := time.Since(t0)
 	log.Printf("B7: restore in %s", restoreTime.Round(time.Millisecond))
@@ -100,11 +107,11 @@ func benchB7(bin, dir string, devices int) Result {
 		Figures: map[string]float64{
 			"devices": float64(devices), "batchFirstMs": ms(first), "batchP50Ms": ms(p50), "batchMaxMs": ms(maxB),
 			"snapshotSeconds": snapTime.Seconds(), "restoreSeconds": restoreTime.Seconds(), "snapshotMiB": float64(size) / (1 << 20),
-			"rssGrowthMiBMaxNode": memMax / (1 << 20), "heapInUseMiBMaxNode": heapMax / (1 << 20),
+			"liveHeapGrowthMiBMaxNode": liveMax / (1 << 20), "rssGrowthMiBMaxNode": rssMax / (1 << 20),
 		},
 		Target: "snapshot + restore ≤ 30 s; ≤ 1 GiB state memory per node; 10,000-device batch ≤ 2 s",
-		Met:    total <= 30*time.Second && memMax <= 1<<30 && maxB <= 2*time.Second,
-		Notes:  "memory is the growth of each node's resident set while the devices were created (state, indexes and raft's log cache), the largest node's",
+		Met:    total <= 30*time.Second && liveMax <= 1<<30 && maxB <= 2*time.Second,
+		Notes:  "state memory is the growth of the live heap (go_gc_heap_live_bytes: state, indexes and raft's log cache) of the largest node; RSS also holds garbage not yet collected and the mmapped raft log",
 	}
 }
 
@@ -140,4 +147,13 @@ func metric(addr, token, name string) float64 {
 		}
 	}
 	return 0
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }

@@ -1,0 +1,108 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/linkops/linkops/internal/testutil"
+)
+
+// TestCLIOperations drives the operations resources with the binary's client commands:
+// a network component, a protocol upload and its replacement, a gateway, a product, a
+// device batch, enable/disable, list filters, and a refused rule shown with its code.
+func TestCLIOperations(t *testing.T) {
+	const adminPassword = "cli-ops-admin-password"
+	a := startAgentOnFreePorts(t, filepath.Join(t.TempDir(), "data"), "--node-id", "ops1", "--admin-password", adminPassword)
+	a.waitHealthy()
+	a.login("admin", adminPassword) // waits until the first admin exists
+	dir := t.TempDir()
+	addr := "http://" + a.httpAddr
+	token := filepath.Join(dir, "token.json")
+	mustCLI(t, token, adminPassword+"\n", "login", "-u", "admin", "--addr", addr)
+	cli := func(args ...string) cliResult {
+		t.Helper()
+		return mustCLI(t, token, "", append(args, "--addr", addr)...)
+	}
+
+	r := cli("network", "create", "--id", "mqtt", "--name", "MQTT broker", "--type", "MQTT_SERVER",
+		"--set", "configuration.port=18830", "--set", "configuration.maxMessageSize=4096", "--state", "enabled", "-o", "json")
+	if m := decodeJSON(t, r); m["state"] != "enabled" || m["configuration"].(map[string]any)["port"] != float64(18830) {
+		t.Fatalf("network create: %v", m)
+	}
+	// Another enabled component on the same port is refused with its code.
+	r = runCLI(t, token, "", "network", "create", "--name", "clash", "--type", "TCP_SERVER", "--set", "configuration.port=18830", "--state", "enabled", "--addr", addr)
+	if r.code != 1 || !strings.Contains(r.stderr, "port_conflict") {
+		t.Fatalf("clashing component: exit %d stderr %q; want exit 1 naming port_conflict", r.code, r.stderr)
+	}
+	r = cli("network", "list", "--filter", "type=MQTT_SERVER")
+	if !strings.Contains(r.stdout, "MQTT broker") || !strings.Contains(r.stdout, "enabled") {
+		t.Errorf("network list:\n%s", r.stdout)
+	}
+
+	zip := filepath.Join(dir, "codec.zip")
+	if err := os.WriteFile(zip, testutil.GoodProtocolZip(t, "codec", "MQTT"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = cli("protocol", "upload", zip, "--id", "codec", "-o", "json")
+	if m := decodeJSON(t, r); m["type"] != "package" || m["name"] != "codec" {
+		t.Fatalf("protocol upload: %v", m)
+	}
+	if err := os.WriteFile(zip, testutil.GoodProtocolZip(t, "codec", "MQTT", "TCP"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = cli("protocol", "upload", zip, "--replace", "codec", "-o", "json")
+	if m := decodeJSON(t, r); len(m["manifest"].(map[string]any)["transports"].([]any)) != 2 {
+		t.Fatalf("protocol replace: %v", m)
+	}
+	if err := os.WriteFile(zip, []byte("not a zip"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = runCLI(t, token, "", "protocol", "upload", zip, "--addr", addr)
+	if r.code != 1 || !strings.Contains(r.stderr, "invalid_package") {
+		t.Fatalf("bad upload: exit %d stderr %q", r.code, r.stderr)
+	}
+
+	cli("gateway", "create", "--id", "gw", "--name", "devices", "--provider", "mqtt-server-gateway", "--channel-id", "mqtt", "--protocol", "codec")
+	r = cli("gateway", "enable", "gw", "-o", "json")
+	if m := decodeJSON(t, r); m["state"] != "enabled" || m["transport"] != "MQTT" {
+		t.Fatalf("gateway enable: %v", m)
+	}
+	r = runCLI(t, token, "", "gateway", "delete", "gw", "--addr", addr)
+	if r.code != 1 || !strings.Contains(r.stderr, "gateway_enabled") {
+		t.Fatalf("delete of an enabled gateway: exit %d stderr %q", r.code, r.stderr)
+	}
+	cli("gateway", "disable", "gw")
+	cli("gateway", "update", "--id", "gw", "--description", "edited")
+
+	cli("product", "create", "--id", "meter", "--name", "Meter", "--gateway-id", "gw", "--secure-key", "product-secure-key")
+	var devices []map[string]string
+	for i := range 250 {
+		devices = append(devices, map[string]string{"id": fmt.Sprintf("m%03d", i), "name": "meter", "productId": "meter"})
+	}
+	b, _ := json.Marshal(devices)
+	batch := filepath.Join(dir, "devices.json")
+	if err := os.WriteFile(batch, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = cli("device", "batch", batch)
+	if !strings.Contains(r.stdout, "Created 250 devices") {
+		t.Errorf("device batch: %s", r.stdout)
+	}
+	r = cli("device", "list", "--filter", "productId=meter", "--page-size", "1", "-o", "json")
+	if m := decodeJSON(t, r); m["total"] != float64(250) {
+		t.Errorf("device list total = %v, want 250", m["total"])
+	}
+	r = cli("product", "get", "meter", "-o", "json")
+	if strings.Contains(r.stdout, "product-secure-key") {
+		t.Errorf("product get printed the secureKey:\n%s", r.stdout)
+	}
+	cli("media", "create", "--id", "zlm", "--name", "zlm", "--provider", "zlmedia", "--set", "configuration.secret=zlm-secret",
+		"--set", "configuration.apiHost=10.0.0.2", "--set", "configuration.apiPort=80", "--set", "configuration.rtpIp=10.0.0.2", "--set", "configuration.rtpPort=10000")
+	cli("media", "enable", "zlm")
+	cli("media", "disable", "zlm")
+	cli("media", "delete", "zlm")
+}
