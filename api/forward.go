@@ -102,6 +102,9 @@ func (s *Server) forward(c echo.Context, r *Route, local echo.HandlerFunc) error
 	}
 	req = req.WithContext(context.WithValue(ctx, leaderAddrKey{}, addr))
 	req.Header.Set(ForwardedHeader, s.cfg.NodeID)
+	// Signed, so the leader knows a node (not a client) forwarded it and does not record
+	// the request in its access log a second time.
+	s.cfg.Raft.SignRequest(req)
 	s.metrics.forwarded.Inc()
 	s.proxy.ServeHTTP(c.Response(), req)
 	return nil

@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/linkops/linkops/cluster"
 	"github.com/linkops/linkops/fsm"
+	"github.com/linkops/linkops/logs"
 )
 
 // Raft is what the API needs from the cluster package.
@@ -37,14 +40,21 @@ type Raft interface {
 	RemoveNode(id string) error
 	Status() cluster.PeerStatus
 	VerifyRequest(r *http.Request) error
+	SignRequest(r *http.Request)
+
+	// Fan-out of node-local data.
+	Peers() []cluster.Member
+	PeerGet(ctx context.Context, apiAddr, path string, query url.Values, out any) error
 }
 
 // Config assembles a Server.
 type Config struct {
 	// NodeID is this node's id.
-	NodeID   string
-	Raft     Raft
-	Store    *fsm.Store
+	NodeID string
+	Raft   Raft
+	Store  *fsm.Store
+	// Logs is this node's access and system log store.
+	Logs     *logs.Store
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
 	// TokenTTL is how long login tokens last.
@@ -118,6 +128,9 @@ type Server struct {
 	metrics *httpMetrics
 	proxy   *httputil.ReverseProxy
 	tokens  tokenCache
+
+	routeIndexOnce sync.Once
+	routeIndex     map[string]*Route
 }
 
 // New builds the API server and its routes.
@@ -141,13 +154,14 @@ func New(cfg Config) *Server {
 	e.HTTPErrorHandler = s.errorHandler
 	s.echo = e
 	s.metrics = newHTTPMetrics(cfg.Registry)
-	e.Use(s.recoverMiddleware, s.metrics.middleware)
+	e.Use(s.recoverMiddleware, s.metrics.middleware, s.accessLog)
 
 	s.registerAuthRoutes()
 	s.registerClusterRoutes()
 	s.registerUserRoutes()
 	s.registerCertificateRoutes()
 	s.registerOperationRoutes()
+	s.registerLogRoutes()
 	s.registerOpenAPIRoute()
 	s.registerInternalRoutes()
 	return s

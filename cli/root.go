@@ -53,6 +53,7 @@ func NewRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	root.AddCommand(agentCmd(g), loginCmd(g), membersCmd(g), snapshotCmd(g), certificateCmd(g), userCmd(g))
 	root.AddCommand(operationCmds(g)...)
+	root.AddCommand(logsCmd(g))
 	return root
 }
 

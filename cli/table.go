@@ -43,12 +43,19 @@ func writeTable(w io.Writer, v any, cols []column) error {
 			}
 		}
 	}
+	return writeRows(w, rows, cols, true)
+}
+
+// writeRows prints rows as a table, with or without the header line.
+func writeRows(w io.Writer, rows []map[string]any, cols []column, header bool) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	headers := make([]string, len(cols))
-	for i, c := range cols {
-		headers[i] = c.header
+	if header {
+		headers := make([]string, len(cols))
+		for i, c := range cols {
+			headers[i] = c.header
+		}
+		fmt.Fprintln(tw, strings.Join(headers, "\t"))
 	}
-	fmt.Fprintln(tw, strings.Join(headers, "\t"))
 	for _, r := range rows {
 		cells := make([]string, len(cols))
 		for i, c := range cols {

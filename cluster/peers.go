@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/linkops/linkops/auth"
@@ -51,7 +52,12 @@ func newPeerClient(key []byte) *peerClient {
 }
 
 func (p *peerClient) get(ctx context.Context, apiAddr, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+apiAddr+path, nil)
+	return p.getSigned(ctx, apiAddr, path, path, out)
+}
+
+// getSigned fetches full (path plus query); the signature covers the path.
+func (p *peerClient) getSigned(ctx context.Context, apiAddr, path, full string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+apiAddr+full, nil)
 	if err != nil {
 		return err
 	}
@@ -76,4 +82,15 @@ func (c *Cluster) SignRequest(req *http.Request) {
 // VerifyRequest checks that a request comes from a node holding the cluster key.
 func (c *Cluster) VerifyRequest(req *http.Request) error {
 	return auth.VerifyInternal(c.cfg.ClusterKey, req.Header.Get(auth.InternalHeader), req.Method, req.URL.Path, time.Now())
+}
+
+// PeerGet calls GET path?query on the node whose API listens at apiAddr, signed with the
+// cluster key, and decodes its JSON answer into out. It is how node-local data (logs,
+// sessions, listener status) is gathered cluster-wide.
+func (c *Cluster) PeerGet(ctx context.Context, apiAddr, path string, query url.Values, out any) error {
+	full := path
+	if len(query) > 0 {
+		full += "?" + query.Encode()
+	}
+	return c.peers.getSigned(ctx, apiAddr, path, full, out)
 }

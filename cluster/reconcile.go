@@ -183,3 +183,23 @@ func (c *Cluster) fillStatus(n *NodeStatus, st PeerStatus) {
 		n.LastContact = &lc
 	}
 }
+
+// Peers lists every node this node knows, cheaply: the members gossip sees (with their API
+// addresses) and the raft servers gossip does not, which are reported dead. Fan-out
+// queries use it to ask every live node and to name the ones they could not ask.
+func (c *Cluster) Peers() []Member {
+	out := c.members.Members()
+	known := map[string]bool{}
+	for _, m := range out {
+		known[m.ID] = true
+	}
+	if servers, err := c.Servers(); err == nil {
+		for _, s := range servers {
+			if !known[string(s.ID)] {
+				out = append(out, Member{ID: string(s.ID), RaftAddr: string(s.Address), Status: StatusDead})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}

@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/linkops/linkops/internal/testutil"
 )
@@ -105,4 +109,72 @@ func TestCLIOperations(t *testing.T) {
 	cli("media", "enable", "zlm")
 	cli("media", "disable", "zlm")
 	cli("media", "delete", "zlm")
+}
+
+// TestCLILogs: `linkops logs access|system` with filters, and --follow printing a request
+// made after it started.
+func TestCLILogs(t *testing.T) {
+	const adminPassword = "cli-logs-admin-password"
+	a := startAgentOnFreePorts(t, filepath.Join(t.TempDir(), "data"), "--node-id", "logs1", "--admin-password", adminPassword)
+	a.waitHealthy()
+	a.login("admin", adminPassword)
+	dir := t.TempDir()
+	addr := "http://" + a.httpAddr
+	token := filepath.Join(dir, "token.json")
+	mustCLI(t, token, adminPassword+"\n", "login", "-u", "admin", "--addr", addr)
+	cli := func(args ...string) cliResult {
+		t.Helper()
+		return mustCLI(t, token, "", append(args, "--addr", addr)...)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	follow := exec.CommandContext(ctx, binPath, "logs", "access", "--follow", "--interval", "200ms", "--path", "/api/v1/products", "--addr", addr)
+	follow.Env = childEnv("LINKOPS_TOKEN_FILE=" + token)
+	out := &syncBuffer{}
+	follow.Stdout, follow.Stderr = out, out
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = follow.Process.Kill(); _ = follow.Wait() }()
+
+	cli("product", "create", "--id", "followed", "--name", "followed")
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), "/api/v1/products") {
+		if time.Now().After(deadline) {
+			t.Fatalf("--follow printed no record of the product create:\n%s", out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(out.String(), "POST") || !strings.Contains(out.String(), "201") {
+		t.Errorf("--follow output lacks the method or status:\n%s", out.String())
+	}
+
+	r := cli("logs", "access", "--path", "/api/v1/products", "--method", "POST", "-o", "json")
+	items, _ := decodeJSON(t, r)["items"].([]any)
+	if len(items) != 1 || items[0].(map[string]any)["status"] != float64(201) {
+		t.Errorf("logs access --path --method: %s", r.stdout)
+	}
+	r = cli("logs", "system", "--level", "info", "--query", "node started")
+	if !strings.Contains(r.stdout, "node started") || !strings.Contains(r.stdout, "logs1") {
+		t.Errorf("logs system table:\n%s", r.stdout)
+	}
+}
+
+// syncBuffer is an io.Writer safe to read while a process writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -159,7 +159,9 @@ func (s txnSink) done(counts map[string]int) error {
 }
 
 // verifySink only checks: every id once per kind, and the counts.
-type verifySink struct{ ids map[string]map[string]struct{} }
+type verifySink struct {
+	ids map[string]map[string]struct{}
+}
 
 func (s *verifySink) meta(*metaEntry) error { return nil }
 

@@ -41,7 +41,10 @@ type Config struct {
 	LogLevel        string
 	PprofAddr       string
 	TokenTTL        time.Duration
-	RequestTimeout  time.Duration
+	// Node-local access and system logs: kept this long, and at most this many bytes.
+	LogMaxAge      time.Duration
+	LogMaxBytes    int64
+	RequestTimeout time.Duration
 
 	// Raft tuning, mostly for tests; zero keeps the cluster package's defaults.
 	SnapshotThreshold uint64
@@ -68,6 +71,8 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.AdminPassword, "admin-password", "", "password of the admin user when the cluster is first created (default: generated and printed once)")
 	fs.StringVar(&c.BlobStore, "blob-store", "", "firmware blob store: file://DIR or s3://BUCKET?endpoint=HOST:PORT&secure=false&region=R (default: file://<data-dir>/blobs)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.DurationVar(&c.LogMaxAge, "log-max-age", 7*24*time.Hour, "how long this node keeps its access and system log records")
+	fs.Int64Var(&c.LogMaxBytes, "log-max-bytes", 1<<30, "how many bytes of access and system log records this node keeps; the oldest go first")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's /debug/pprof profiles on this address (off when empty; bind it to loopback)")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", auth.DefaultTokenTTL, "how long a login token stays valid")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", api.DefaultRequestTimeout, "how long a request may wait for a leader, a forward or a read barrier before answering 503")
@@ -158,6 +163,9 @@ func (c *Config) validate() error {
 	}
 	if c.TokenTTL <= 0 {
 		errs = append(errs, errors.New("--token-ttl must be positive"))
+	}
+	if c.LogMaxAge < 0 || c.LogMaxBytes < 0 {
+		errs = append(errs, errors.New("--log-max-age and --log-max-bytes must not be negative"))
 	}
 	if c.BlobStore == "" {
 		c.BlobStore = "file://" + filepath.Join(c.DataDir, "blobs")

@@ -25,6 +25,7 @@ import (
 	"github.com/linkops/linkops/auth"
 	"github.com/linkops/linkops/cluster"
 	"github.com/linkops/linkops/fsm"
+	"github.com/linkops/linkops/logs"
 	"github.com/linkops/linkops/resource"
 )
 
@@ -35,6 +36,7 @@ var ErrNodeIDMismatch = errors.New("data directory belongs to a different node i
 type Node struct {
 	cfg      Config
 	log      *slog.Logger
+	logs     *logs.Store
 	out      io.Writer
 	fsm      *fsm.FSM
 	cluster  *cluster.Cluster
@@ -76,12 +78,21 @@ func New(cfg Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	cfg.NodeID = id
-	log := slog.New(slog.NewTextHandler(opts.Log, &slog.HandlerOptions{Level: level})).With("node", id)
+	registry := prometheus.NewRegistry()
+	// Access and system logs stay on this node (SPEC §4.9); every log record is printed and
+	// also kept in the store, where the cluster-wide log API finds it.
+	store, err := logs.Open(logs.Options{Path: filepath.Join(cfg.DataDir, "logs.db"), ServerID: id,
+		MaxAge: cfg.LogMaxAge, MaxBytes: cfg.LogMaxBytes, Registry: registry})
+	if err != nil {
+		return nil, fmt.Errorf("open the log store: %w", err)
+	}
+	text := slog.NewTextHandler(opts.Log, &slog.HandlerOptions{Level: level})
+	log := slog.New(logs.NewHandler(text, store)).With("node", id)
 
-	n := &Node{cfg: cfg, log: log, out: opts.Console, registry: prometheus.NewRegistry(), served: make(chan struct{})}
+	n := &Node{cfg: cfg, log: log, logs: store, out: opts.Console, registry: registry, served: make(chan struct{})}
 	// go_gc_heap_live_bytes (the heap still reachable at the last GC) is what the state
 	// really costs; heap-in-use also counts garbage not yet collected.
-	n.registry.MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+	registry.MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
 		collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$`)})),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := n.start(); err != nil {
@@ -153,6 +164,7 @@ func (n *Node) start() error {
 		NodeID:         n.cfg.NodeID,
 		Raft:           n.cluster,
 		Store:          n.fsm.Store(),
+		Logs:           n.logs,
 		Logger:         n.log,
 		Registry:       n.registry,
 		TokenTTL:       n.cfg.TokenTTL,
@@ -190,6 +202,9 @@ func (n *Node) Store() *fsm.Store { return n.fsm.Store() }
 // API exposes the API server, for tests that walk its routes.
 func (n *Node) API() *api.Server { return n.api }
 
+// Logs is this node's access and system log store.
+func (n *Node) Logs() *logs.Store { return n.logs }
+
 // Shutdown stops the API, then raft, waiting at most until ctx ends for requests in flight.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.log.Info("node stopping")
@@ -212,6 +227,11 @@ func (n *Node) stop(ctx context.Context) error {
 	}
 	if n.cluster != nil {
 		if err := n.cluster.Shutdown(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if n.logs != nil {
+		if err := n.logs.Close(); err != nil {
 			errs = append(errs, err)
 		}
 	}

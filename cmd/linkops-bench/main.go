@@ -51,7 +51,8 @@ type Report struct {
 
 func main() {
 	out := flag.String("out", "bench", "directory for report.md and report.json")
-	only := flag.String("only", "B1,B2,B7", "comma-separated benchmarks to run")
+	only := flag.String("only", "B1,B2,B6,B7", "comma-separated benchmarks to run")
+	b6Records := flag.Int("b6-records", 1000000, "B6 access records ingested and queried")
 	b7Devices := flag.Int("b7-devices", 1000000, "B7 registered devices")
 	b1Duration := flag.Duration("b1-duration", 15*time.Second, "B1 measuring time")
 	b1Clients := flag.Int("b1-clients", 64, "B1 concurrent clients")
@@ -80,6 +81,9 @@ func main() {
 	}
 	if want["B2"] {
 		rep.Results = append(rep.Results, benchB2(bin, filepath.Join(tmp, "b2"), *b2Trials))
+	}
+	if want["B6"] {
+		rep.Results = append(rep.Results, benchB6(filepath.Join(tmp, "b6"), *b6Records))
 	}
 	if want["B7"] {
 		rep.Results = append(rep.Results, benchB7(bin, filepath.Join(tmp, "b7"), *b7Devices))
