@@ -1,6 +1,7 @@
 package fsm_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/linkops/linkops/fsm"
@@ -41,4 +42,44 @@ func TestDeviceCountsSurviveASnapshot(t *testing.T) {
 func asErr(v any) error {
 	err, _ := v.(error)
 	return err
+}
+
+// TestLargeBatchIsAllOrNone: a batch larger than one transaction's chunk is refused as a
+// whole when its last entry is refused — the chunks written before are dropped — and is
+// visible as a whole when it succeeds.
+func TestLargeBatchIsAllOrNone(t *testing.T) {
+	f := newFSM(t)
+	mustOK(t, upsert(t, f, 1, resource.Products, &resource.Product{Meta: resource.Meta{ID: "p"}, Name: "p", SecureID: "s", SecureKey: "keykeykey"}, true, 0, t0))
+	batch := func(n int, lastProduct string) []*resource.Device {
+		out := make([]*resource.Device, n)
+		for i := range out {
+			out[i] = &resource.Device{Meta: resource.Meta{ID: fmt.Sprintf("d%05d", i)}, Name: "d", ProductID: "p"}
+		}
+		out[n-1].ProductID = lastProduct
+		return out
+	}
+	cmd, err := fsm.NewBatchCreate(resource.Devices, batch(5001, "nope"), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := apply(t, f, 2, cmd)
+	if re, ok := fsm.IsRuleError(asErr(res)); !ok || re.Field != "[5000].productId" {
+		t.Fatalf("batch with a bad last entry: %v, want a refusal naming [5000].productId", res)
+	}
+	if n := f.Store().Count(resource.Devices); n != 0 {
+		t.Fatalf("%d devices stored after a refused batch", n)
+	}
+	if n := f.Store().CountOf(resource.Devices, "productId", "p"); n != 0 {
+		t.Fatalf("count %d after a refused batch", n)
+	}
+	cmd, _ = fsm.NewBatchCreate(resource.Devices, batch(5001, "p"), t0)
+	if objs, ok := apply(t, f, 3, cmd).([]resource.Object); !ok || len(objs) != 5001 {
+		t.Fatalf("good batch: %v", objs)
+	}
+	if n := f.Store().Count(resource.Devices); n != 5001 {
+		t.Fatalf("%d devices stored, want 5001", n)
+	}
+	if n := f.Store().CountOf(resource.Devices, "productId", "p"); n != 5001 {
+		t.Fatalf("count %d, want 5001", n)
+	}
 }

@@ -103,7 +103,7 @@ func (f *FSM) applyUpsert(index uint64, req *UpsertRequest, ignorable bool) any 
 	if err := json.Unmarshal(req.Object, obj); err != nil {
 		return fmt.Errorf("decode %s: %w", kind.Name, err)
 	}
-	db, _ := f.store.current()
+	db := f.store.writeDB()
 	txn := db.Txn(true)
 	defer txn.Abort()
 	counts := counter{}
@@ -204,7 +204,7 @@ func (f *FSM) applySetState(index uint64, req *SetStateRequest, ignorable bool) 
 	if req.State != resource.StateEnabled && req.State != resource.StateDisabled {
 		return fmt.Errorf("set-state %s %q: unknown state %q", kind.Name, req.ID, req.State)
 	}
-	db, _ := f.store.current()
+	db := f.store.writeDB()
 	txn := db.Txn(true)
 	defer txn.Abort()
 	raw, err := existing(txn, kind, req.ID)
@@ -230,48 +230,76 @@ func (f *FSM) applySetState(index uint64, req *SetStateRequest, ignorable bool) 
 	return next
 }
 
-// applyBatchCreate creates every object in one transaction: one refusal aborts them all.
+// applyBatchCreate creates every object or, if one is refused, none.
 // Rule errors name the entry by its position, like "[3].productId".
 func (f *FSM) applyBatchCreate(index uint64, req *BatchCreateRequest, ignorable bool) any {
 	kind, ok := resource.KindByName(req.Kind)
 	if !ok {
 		return f.unknown(index, fmt.Sprintf("resource kind %q", req.Kind), ignorable)
 	}
-	db, _ := f.store.current()
-	txn := db.Txn(true)
-	defer txn.Abort()
-	out := make([]resource.Object, 0, len(req.Objects))
-	counts := counter{}
-	for i, raw := range req.Objects {
-		obj := kind.New()
-		if err := json.Unmarshal(raw, obj); err != nil {
-			return fmt.Errorf("decode %s [%d]: %w", kind.Name, i, err)
-		}
-		err := upsert(txn, kind, obj, true, 0, req.Now, index, counts)
-		if errors.Is(err, ErrExists) {
-			err = Reject("already_exists", "id", "%s %q already exists", strings.TrimSuffix(kind.Name, "s"), obj.Base().ID)
-		}
-		if re, ok := IsRuleError(err); ok {
-			cp := *re
-			if cp.Field != "" {
-				cp.Field = fmt.Sprintf("[%d].%s", i, cp.Field)
-			}
-			cp.Message = fmt.Sprintf("entry %d: %s", i, cp.Message)
-			if cp.Code == "already_exists" {
-				cp.Status = 409
-			}
-			return &cp
-		}
-		if err != nil {
-			return err
-		}
-		out = append(out, obj)
+	// A memdb transaction that inserts more than a few thousand keys notifies watchers by
+	// walking the whole index (go-immutable-radix's slowNotify): with a million devices
+	// that walk would dominate every batch. So a large batch is written in chunks, while
+	// readers keep seeing the state from before it; it becomes visible all at once, or, if
+	// an entry is refused, the chunks already written are dropped with the frozen state.
+	chunked := len(req.Objects) > batchChunk
+	if chunked {
+		f.store.freeze()
 	}
-	if err := counts.write(txn); err != nil {
+	out, err := applyBatch(f.store.writeDB(), kind, req, index)
+	if chunked {
+		f.store.thaw(err == nil)
+	}
+	if err != nil {
 		return err
 	}
-	txn.Commit()
 	return out
+}
+
+// batchChunk is how many entries of a batch one memdb transaction writes.
+const batchChunk = 2000
+
+func applyBatch(db *memdb.MemDB, kind *resource.Kind, req *BatchCreateRequest, index uint64) ([]resource.Object, error) {
+	out := make([]resource.Object, 0, len(req.Objects))
+	for start := 0; start < len(req.Objects); start += batchChunk {
+		txn := db.Txn(true)
+		counts := counter{}
+		for i := start; i < len(req.Objects) && i < start+batchChunk; i++ {
+			obj := kind.New()
+			if err := json.Unmarshal(req.Objects[i], obj); err != nil {
+				txn.Abort()
+				return nil, fmt.Errorf("decode %s [%d]: %w", kind.Name, i, err)
+			}
+			if err := upsert(txn, kind, obj, true, 0, req.Now, index, counts); err != nil {
+				txn.Abort()
+				return nil, batchEntryError(kind, i, obj, err)
+			}
+			out = append(out, obj)
+		}
+		if err := counts.write(txn); err != nil {
+			txn.Abort()
+			return nil, err
+		}
+		txn.Commit()
+	}
+	return out, nil
+}
+
+// batchEntryError names the refused entry by its position, like "[3].productId".
+func batchEntryError(kind *resource.Kind, i int, obj resource.Object, err error) error {
+	if errors.Is(err, ErrExists) {
+		err = &RuleError{Code: "already_exists", Status: 409, Field: "id", Message: fmt.Sprintf("%s %q already exists", strings.TrimSuffix(kind.Name, "s"), obj.Base().ID)}
+	}
+	re, ok := IsRuleError(err)
+	if !ok {
+		return err
+	}
+	cp := *re
+	if cp.Field != "" {
+		cp.Field = fmt.Sprintf("[%d].%s", i, cp.Field)
+	}
+	cp.Message = fmt.Sprintf("entry %d: %s", i, cp.Message)
+	return &cp
 }
 
 func (f *FSM) applyDelete(index uint64, req *DeleteRequest, ignorable bool) any {
@@ -282,7 +310,7 @@ func (f *FSM) applyDelete(index uint64, req *DeleteRequest, ignorable bool) any 
 	if _, builtin := kind.Builtin(req.ID); builtin {
 		return refuseBuiltin(kind, req.ID)
 	}
-	db, _ := f.store.current()
+	db := f.store.writeDB()
 	txn := db.Txn(true)
 	defer txn.Abort()
 	old, err := existing(txn, kind, req.ID)
@@ -308,7 +336,7 @@ func (f *FSM) applyDelete(index uint64, req *DeleteRequest, ignorable bool) any 
 }
 
 func (f *FSM) applyInit(index uint64, req *InitRequest) any {
-	db, _ := f.store.current()
+	db := f.store.writeDB()
 	txn := db.Txn(true)
 	defer txn.Abort()
 	if raw, _ := txn.First(metaTable, "id", MetaInitialized); raw != nil {
@@ -334,7 +362,7 @@ func (f *FSM) applyInit(index uint64, req *InitRequest) any {
 // Snapshot captures the state at this point; Persist writes it out while applies go on
 // (memdb transactions are immutable views).
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	db, _ := f.store.current()
+	db := f.store.writeDB()
 	return &snapshot{txn: db.Txn(false), index: f.applied.Load()}, nil
 }
 

@@ -104,6 +104,8 @@ type metaEntry struct {
 type Store struct {
 	mu sync.RWMutex
 	db *memdb.MemDB
+	// frozen, while set, is what readers see (see freeze).
+	frozen *memdb.MemDB
 	// abandon is closed when a snapshot restore replaces the whole database, so that
 	// watchers of the old one wake up and look again.
 	abandon chan struct{}
@@ -188,10 +190,40 @@ func (f refIndex) FromObject(raw any) (bool, [][]byte, error) {
 
 func (f refIndex) FromArgs(args ...any) ([]byte, error) { return funcIndex(nil).FromArgs(args...) }
 
+// current is the database readers see: the live one, or while a large batch is being
+// applied in several transactions, the state from before the batch.
 func (s *Store) current() (*memdb.MemDB, chan struct{}) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if s.frozen != nil {
+		return s.frozen, s.abandon
+	}
 	return s.db, s.abandon
+}
+
+// writeDB is the database the FSM writes to.
+func (s *Store) writeDB() *memdb.MemDB {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.db
+}
+
+// freeze makes readers see the current state until thaw, while the FSM goes on writing.
+func (s *Store) freeze() {
+	s.mu.Lock()
+	s.frozen = s.db.Snapshot()
+	s.mu.Unlock()
+}
+
+// thaw ends a freeze: with keep, readers see everything written meanwhile at once; without,
+// it is thrown away and the frozen state becomes the live one again.
+func (s *Store) thaw(keep bool) {
+	s.mu.Lock()
+	if !keep {
+		s.db = s.frozen
+	}
+	s.frozen = nil
+	s.mu.Unlock()
 }
 
 // replace swaps in a restored database and wakes every watcher of the old one.
