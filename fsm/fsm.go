@@ -120,6 +120,14 @@ func (f *FSM) applyUpsert(index uint64, req *UpsertRequest, ignorable bool) any 
 // upsert stores obj inside txn after checking existence, If-Match, unique indexes and the
 // kind's rules; the caller writes the count changes it records in counts.
 func upsert(txn *memdb.Txn, kind *resource.Kind, obj resource.Object, create bool, expectIndex uint64, now time.Time, index uint64, counts counter) error {
+	return upsertFrom(txn, txn, kind, obj, create, expectIndex, now, index, counts)
+}
+
+// upsertFrom is upsert with the stored version looked up in read. A batch passes a read
+// transaction here: a lookup through the write transaction of an index it has modified
+// clones that index and drops its cache of written nodes (go-memdb readableIndex), and
+// every later insert then copies its whole path again.
+func upsertFrom(txn, read *memdb.Txn, kind *resource.Kind, obj resource.Object, create bool, expectIndex uint64, now time.Time, index uint64, counts counter) error {
 	meta := obj.Base()
 	if meta.ID == "" {
 		return fmt.Errorf("upsert %s without id", kind.Name)
@@ -127,7 +135,7 @@ func upsert(txn *memdb.Txn, kind *resource.Kind, obj resource.Object, create boo
 	if _, builtin := kind.Builtin(meta.ID); builtin {
 		return refuseBuiltin(kind, meta.ID)
 	}
-	raw, err := txn.First(kind.Name, "id", meta.ID)
+	raw, err := read.First(kind.Name, "id", meta.ID)
 	if err != nil {
 		return err
 	}
@@ -261,7 +269,10 @@ const batchChunk = 2000
 
 func applyBatch(db *memdb.MemDB, kind *resource.Kind, req *BatchCreateRequest, index uint64) ([]resource.Object, error) {
 	out := make([]resource.Object, 0, len(req.Objects))
+	seen := make(map[string]bool, len(req.Objects))
 	for start := 0; start < len(req.Objects); start += batchChunk {
+		// read sees the chunks written so far; seen covers the entries of this chunk.
+		read := db.Txn(false)
 		txn := db.Txn(true)
 		counts := counter{}
 		for i := start; i < len(req.Objects) && i < start+batchChunk; i++ {
@@ -270,7 +281,12 @@ func applyBatch(db *memdb.MemDB, kind *resource.Kind, req *BatchCreateRequest, i
 				txn.Abort()
 				return nil, fmt.Errorf("decode %s [%d]: %w", kind.Name, i, err)
 			}
-			if err := upsert(txn, kind, obj, true, 0, req.Now, index, counts); err != nil {
+			if seen[obj.Base().ID] {
+				txn.Abort()
+				return nil, batchEntryError(kind, i, obj, ErrExists)
+			}
+			seen[obj.Base().ID] = true
+			if err := upsertFrom(txn, read, kind, obj, true, 0, req.Now, index, counts); err != nil {
 				txn.Abort()
 				return nil, batchEntryError(kind, i, obj, err)
 			}
