@@ -34,8 +34,10 @@ const Redacted = "[redacted]"
 func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
-		if s.cfg.Logs == nil || strings.HasPrefix(req.URL.Path, "/internal/") ||
-			(req.Header.Get(ForwardedHeader) != "" && s.cfg.Raft.VerifyRequest(req) == nil) {
+		// Without a cluster key anyone could sign a request as forwarded and go unrecorded;
+		// then a forwarded request is recorded on both nodes.
+		forwarded := req.Header.Get(ForwardedHeader) != "" && s.cfg.Raft.Authenticated() && s.cfg.Raft.VerifyRequest(req) == nil
+		if s.cfg.Logs == nil || strings.HasPrefix(req.URL.Path, "/internal/") || forwarded {
 			return next(c)
 		}
 		start := s.now()
@@ -183,7 +185,8 @@ var (
 )
 
 // isSecretName reports whether a parameter of this name holds a secret: every field tagged
-// secret in any resource, and the names of credentials in general.
+// secret in any resource, and the names of credentials in general. Names compare as
+// encoding/json matches them (Unicode case folding: "pasſword" decodes into Password).
 func isSecretName(name string) bool {
 	secretNamesOnce.Do(func() {
 		secretNames = map[string]bool{"password": true, "token": true, "key": true, "privatekey": true, "secret": true,
@@ -192,7 +195,15 @@ func isSecretName(name string) bool {
 			collectSecretNames(reflect.TypeOf(k.New()).Elem(), secretNames)
 		}
 	})
-	return secretNames[strings.ToLower(name)]
+	if secretNames[strings.ToLower(name)] {
+		return true
+	}
+	for secret := range secretNames {
+		if strings.EqualFold(secret, name) {
+			return true
+		}
+	}
+	return false
 }
 
 func collectSecretNames(t reflect.Type, into map[string]bool) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -140,7 +141,11 @@ func listLogs[T any](s *Server, c echo.Context, k logKind[T]) error {
 	var mu sync.Mutex
 	var all []T
 	var wg sync.WaitGroup
-	for _, m := range s.cfg.Raft.Peers() {
+	peers := s.cfg.Raft.Peers()
+	if node := q.Get("node"); node != "" && !slices.ContainsFunc(peers, func(m cluster.Member) bool { return m.ID == node }) {
+		out.Missing = append(out.Missing, MissingNode{ServerID: node, Error: "no such node in this cluster"})
+	}
+	for _, m := range peers {
 		if node := q.Get("node"); node != "" && node != m.ID {
 			continue
 		}
@@ -220,7 +225,8 @@ func getLog[T any](s *Server, c echo.Context, k logKind[T]) error {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RequestTimeout)
 		defer cancel()
 		if err := s.cfg.Raft.PeerGet(ctx, m.APIAddr, internalLogsPath+k.name+"/"+url.PathEscape(id), nil, &rec); err != nil {
-			if strings.Contains(err.Error(), "404") {
+			var pe *cluster.PeerError
+			if errors.As(err, &pe) && pe.Status == http.StatusNotFound {
 				return problem(http.StatusNotFound, "not_found", "no %s log record %q on node %s", k.name, id, node)
 			}
 			return problem(http.StatusServiceUnavailable, "node_unreachable", "node %s, which keeps log record %q, did not answer: %v", node, id, err)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/linkops/linkops/api"
+	"github.com/linkops/linkops/auth"
 	"github.com/linkops/linkops/client"
 	"github.com/linkops/linkops/internal/testutil"
 )
@@ -282,5 +284,39 @@ func TestLogsSurviveARestartAndKeepNoSecrets(t *testing.T) {
 	again := queryLogs[accessRecord](t, n2.Admin(t), "access", url.Values{"pageSize": {"500"}, "path": {"/api/v1/gateways"}})
 	if len(again.Items) == 0 {
 		t.Fatal("access records lost in a restart")
+	}
+}
+
+// TestAccessLogCannotBeDodgedOrForged: a client cannot skip its access record by claiming
+// to be a forwarding node (without a cluster key anyone could sign that), cannot choose the
+// recorded ip, and cannot smuggle a secret past redaction with a case-folded field name.
+func TestAccessLogCannotBeDodgedOrForged(t *testing.T) {
+	n := testutil.StartNode(t, "") // no cluster key
+	c := n.Admin(t)
+	ctx := context.Background()
+	h := http.Header{
+		api.ForwardedHeader: {"node9"},
+		auth.InternalHeader: {auth.SignInternal(nil, http.MethodPost, "/api/v1/products", time.Now())},
+		"X-Forwarded-For":   {"203.0.113.9"},
+		"X-Real-Ip":         {"203.0.113.9"},
+	}
+	resp, err := c.Raw(ctx, http.MethodPost, "/api/v1/products", strings.NewReader(`{"id":"dodge","name":"dodge"}`), "application/json", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	// encoding/json matches "pasſword" (long s) to Password.
+	if _, err := c.Do(ctx, http.MethodPost, "/api/v1/users", obj{"username": "u2", "pasſword": "folded-secret-0001", "role": "viewer"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	flushLogs(t, n)
+	page := queryLogs[accessRecord](t, c, "access", url.Values{"method": {"POST"}, "path": {"/api/v1/products"}})
+	if len(page.Items) != 1 || page.Items[0].IP != "127.0.0.1" {
+		t.Fatalf("records of the 'forwarded' create: %+v; want one, with ip 127.0.0.1", page.Items)
+	}
+	users := queryLogs[accessRecord](t, c, "access", url.Values{"path": {"/api/v1/users"}, "method": {"POST"}})
+	b, _ := json.Marshal(users)
+	if len(users.Items) != 1 || strings.Contains(string(b), "folded-secret-0001") {
+		t.Fatalf("user create records %s: the folded password field leaked", b)
 	}
 }

@@ -41,6 +41,7 @@ type Raft interface {
 	Status() cluster.PeerStatus
 	VerifyRequest(r *http.Request) error
 	SignRequest(r *http.Request)
+	Authenticated() bool
 
 	// Fan-out of node-local data.
 	Peers() []cluster.Member
@@ -151,6 +152,9 @@ func New(cfg Config) *Server {
 	s.proxy = s.newLeaderProxy()
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	// The client's address is the connection's: X-Forwarded-For and X-Real-IP are the
+	// client's own words, and the access log must not record a forged address.
+	e.IPExtractor = echo.ExtractIPDirect()
 	e.HTTPErrorHandler = s.errorHandler
 	s.echo = e
 	s.metrics = newHTTPMetrics(cfg.Registry)

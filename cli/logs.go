@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -75,40 +77,61 @@ func logsCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// followLogs polls for records newer than the newest one printed, printing each once.
+// followOverlap is how far back each poll looks again: an access record carries the time
+// its request started and reaches the store only when it ended, so it can arrive after
+// newer records were already shown. Records seen before are not printed twice.
+const followOverlap = 30 * time.Second
+
+// followLogs polls for records it has not printed yet and prints them oldest first.
 func followLogs(g *globals, kind string, pairs []string, interval time.Duration) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	timeField := logColumns[kind][0].field
-	seen := map[string]bool{}
+	seen := map[string]time.Time{}
 	since := time.Now().Add(-time.Minute).UTC()
 	first := true
 	for {
-		q := append(append([]string{}, pairs...), "from", since.Format(time.RFC3339Nano), "pageSize", "500")
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		var out struct {
-			Items   []map[string]any `json:"items"`
-			Missing []map[string]any `json:"missing"`
-		}
-		_, err := g.client().Do(cctx, http.MethodGet, "/api/v1/logs/"+kind+client.Query(q...), nil, &out)
-		cancel()
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err != nil {
-			fmt.Fprintf(g.stderr, "linkops: %v (retrying)\n", err)
-		}
 		var fresh []map[string]any
-		for i := len(out.Items) - 1; i >= 0; i-- { // oldest first
-			it := out.Items[i]
-			id, _ := it["id"].(string)
-			if seen[id] {
-				continue
+		for page := 1; page <= 20; page++ {
+			q := append(append([]string{}, pairs...), "from", since.Add(-followOverlap).Format(time.RFC3339Nano),
+				"pageSize", "500", "page", strconv.Itoa(page))
+			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			var out struct {
+				Items []map[string]any `json:"items"`
 			}
-			seen[id] = true
-			fresh = append(fresh, it)
-			if t, err := time.Parse(time.RFC3339Nano, fmt.Sprint(it[timeField])); err == nil && t.After(since) {
+			_, err := g.client().Do(cctx, http.MethodGet, "/api/v1/logs/"+kind+client.Query(q...), nil, &out)
+			cancel()
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err != nil {
+				fmt.Fprintf(g.stderr, "linkops: %v (retrying)\n", err)
+				break
+			}
+			for _, it := range out.Items {
+				id, _ := it["id"].(string)
+				if _, dup := seen[id]; dup {
+					continue
+				}
+				t, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(it[timeField]))
+				seen[id] = t
+				fresh = append(fresh, it)
+			}
+			if len(out.Items) < 500 {
+				break
+			}
+		}
+		slices.SortStableFunc(fresh, func(a, b map[string]any) int {
+			return strings.Compare(fmt.Sprint(a[timeField]), fmt.Sprint(b[timeField]))
+		})
+		for _, it := range fresh {
+			if t := seen[fmt.Sprint(it["id"])]; t.After(since) {
 				since = t
+			}
+		}
+		for id, t := range seen { // forget what can no longer come back
+			if t.Before(since.Add(-2 * followOverlap)) {
+				delete(seen, id)
 			}
 		}
 		if len(fresh) > 0 {

@@ -69,7 +69,7 @@ func (p *peerClient) getSigned(ctx context.Context, apiAddr, path, full string, 
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("%s %s: %s: %s", apiAddr, path, resp.Status, b)
+		return &PeerError{Addr: apiAddr, Path: path, Status: resp.StatusCode, Body: string(b)}
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
 }
@@ -77,6 +77,21 @@ func (p *peerClient) getSigned(ctx context.Context, apiAddr, path, full string, 
 // SignRequest adds the internal-call proof to a request this node sends to a peer.
 func (c *Cluster) SignRequest(req *http.Request) {
 	req.Header.Set(auth.InternalHeader, auth.SignInternal(c.cfg.ClusterKey, req.Method, req.URL.Path, time.Now()))
+}
+
+// Authenticated reports whether internal calls are authenticated: without a cluster key
+// anyone can sign them, so nothing may rely on a signature for more than reachability.
+func (c *Cluster) Authenticated() bool { return len(c.cfg.ClusterKey) > 0 }
+
+// PeerError is a peer's non-200 answer to an internal call.
+type PeerError struct {
+	Addr, Path string
+	Status     int
+	Body       string
+}
+
+func (e *PeerError) Error() string {
+	return fmt.Sprintf("%s %s: %d %s: %s", e.Addr, e.Path, e.Status, http.StatusText(e.Status), e.Body)
 }
 
 // VerifyRequest checks that a request comes from a node holding the cluster key.

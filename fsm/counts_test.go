@@ -3,6 +3,7 @@ package fsm_test
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/linkops/linkops/fsm"
 	"github.com/linkops/linkops/resource"
@@ -72,8 +73,16 @@ func TestLargeBatchIsAllOrNone(t *testing.T) {
 	if n := f.Store().CountOf(resource.Devices, "productId", "p"); n != 0 {
 		t.Fatalf("count %d after a refused batch", n)
 	}
+	// Watches still fire after a refused batch.
+	_, ws := f.Store().List(resource.Devices)
+	mustOK(t, upsert(t, f, 3, resource.Devices, &resource.Device{Meta: resource.Meta{ID: "single"}, Name: "s", ProductID: "p"}, true, 0, t0))
+	if timedOut := ws.Watch(time.After(5 * time.Second)); timedOut {
+		t.Fatal("a device list watch did not fire after a refused batch and a create")
+	}
+	del(t, f, 4, resource.Devices, "single", 0)
 	cmd, _ = fsm.NewBatchCreate(resource.Devices, batch(5001, "p"), t0)
-	if objs, ok := apply(t, f, 3, cmd).([]resource.Object); !ok || len(objs) != 5001 {
+	_, ws = f.Store().List(resource.Devices)
+	if objs, ok := apply(t, f, 5, cmd).([]resource.Object); !ok || len(objs) != 5001 {
 		t.Fatalf("good batch: %v", objs)
 	}
 	if n := f.Store().Count(resource.Devices); n != 5001 {
@@ -81,5 +90,8 @@ func TestLargeBatchIsAllOrNone(t *testing.T) {
 	}
 	if n := f.Store().CountOf(resource.Devices, "productId", "p"); n != 5001 {
 		t.Fatalf("count %d, want 5001", n)
+	}
+	if timedOut := ws.Watch(time.After(5 * time.Second)); timedOut {
+		t.Fatal("a device list watch did not fire for a large batch")
 	}
 }

@@ -120,24 +120,26 @@ func (f *FSM) applyUpsert(index uint64, req *UpsertRequest, ignorable bool) any 
 // upsert stores obj inside txn after checking existence, If-Match, unique indexes and the
 // kind's rules; the caller writes the count changes it records in counts.
 func upsert(txn *memdb.Txn, kind *resource.Kind, obj resource.Object, create bool, expectIndex uint64, now time.Time, index uint64, counts counter) error {
-	return upsertFrom(txn, txn, kind, obj, create, expectIndex, now, index, counts)
+	old, err := check(txn, kind, obj, create, expectIndex)
+	if err != nil {
+		return err
+	}
+	return store(txn, kind, obj, old, now, index, counts)
 }
 
-// upsertFrom is upsert with the stored version looked up in read. A batch passes a read
-// transaction here: a lookup through the write transaction of an index it has modified
-// clones that index and drops its cache of written nodes (go-memdb readableIndex), and
-// every later insert then copies its whole path again.
-func upsertFrom(txn, read *memdb.Txn, kind *resource.Kind, obj resource.Object, create bool, expectIndex uint64, now time.Time, index uint64, counts counter) error {
+// check decides whether obj may be stored, reading the state through read, and returns the
+// version it replaces (nil for a new one).
+func check(read *memdb.Txn, kind *resource.Kind, obj resource.Object, create bool, expectIndex uint64) (resource.Object, error) {
 	meta := obj.Base()
 	if meta.ID == "" {
-		return fmt.Errorf("upsert %s without id", kind.Name)
+		return nil, fmt.Errorf("upsert %s without id", kind.Name)
 	}
 	if _, builtin := kind.Builtin(meta.ID); builtin {
-		return refuseBuiltin(kind, meta.ID)
+		return nil, refuseBuiltin(kind, meta.ID)
 	}
 	raw, err := read.First(kind.Name, "id", meta.ID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var old resource.Object
 	if raw != nil {
@@ -145,11 +147,11 @@ func upsertFrom(txn, read *memdb.Txn, kind *resource.Kind, obj resource.Object, 
 	}
 	switch {
 	case create && old != nil:
-		return ErrExists
+		return nil, ErrExists
 	case !create && old == nil:
-		return ErrNotFound
+		return nil, ErrNotFound
 	case expectIndex != 0 && (old == nil || old.Base().Index != expectIndex):
-		return ErrIndexMismatch
+		return nil, ErrIndexMismatch
 	}
 	if kind.Stateful && old != nil {
 		// Only the enable and disable commands change a state; an update keeps it.
@@ -160,19 +162,25 @@ func upsertFrom(txn, read *memdb.Txn, kind *resource.Kind, obj resource.Object, 
 		if v == "" {
 			continue
 		}
-		other, err := txn.First(kind.Name, idx, v)
+		other, err := read.First(kind.Name, idx, v)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if other != nil && other.(resource.Object).Base().ID != meta.ID {
-			return Refuse(idx+"_taken", "%s %q is already used by %s %q", idx, v, kind.Name, other.(resource.Object).Base().ID)
+			return nil, Refuse(idx+"_taken", "%s %q is already used by %s %q", idx, v, kind.Name, other.(resource.Object).Base().ID)
 		}
 	}
 	for _, r := range rules[kind.Name] {
-		if err := r(txn, old, obj); err != nil {
-			return err
+		if err := r(read, old, obj); err != nil {
+			return nil, err
 		}
 	}
+	return old, nil
+}
+
+// store writes a checked obj, stamping its times and raft index.
+func store(txn *memdb.Txn, kind *resource.Kind, obj, old resource.Object, now time.Time, index uint64, counts counter) error {
+	meta := obj.Base()
 	meta.CreatedAt, meta.UpdatedAt, meta.Index = now, now, index
 	if old != nil {
 		meta.CreatedAt = old.Base().CreatedAt
@@ -248,15 +256,14 @@ func (f *FSM) applyBatchCreate(index uint64, req *BatchCreateRequest, ignorable 
 	// A memdb transaction that inserts more than a few thousand keys notifies watchers by
 	// walking the whole index (go-immutable-radix's slowNotify): with a million devices
 	// that walk would dominate every batch. So a large batch is written in chunks, while
-	// readers keep seeing the state from before it; it becomes visible all at once, or, if
-	// an entry is refused, the chunks already written are dropped with the frozen state.
+	// readers keep seeing the state from before it, and it becomes visible all at once.
 	chunked := len(req.Objects) > batchChunk
 	if chunked {
 		f.store.freeze()
 	}
 	out, err := applyBatch(f.store.writeDB(), kind, req, index)
 	if chunked {
-		f.store.thaw(err == nil)
+		f.store.thaw()
 	}
 	if err != nil {
 		return err
@@ -268,29 +275,36 @@ func (f *FSM) applyBatchCreate(index uint64, req *BatchCreateRequest, ignorable 
 const batchChunk = 2000
 
 func applyBatch(db *memdb.MemDB, kind *resource.Kind, req *BatchCreateRequest, index uint64) ([]resource.Object, error) {
-	out := make([]resource.Object, 0, len(req.Objects))
+	// Every entry is checked against the state before the batch (and ids against each
+	// other) before anything is written, so writing never stops halfway. Rules therefore
+	// do not see the batch's own entries; a device batch's rules do not need to.
+	read := db.Txn(false)
+	objs := make([]resource.Object, len(req.Objects))
+	olds := make([]resource.Object, len(req.Objects))
 	seen := make(map[string]bool, len(req.Objects))
-	for start := 0; start < len(req.Objects); start += batchChunk {
-		// read sees the chunks written so far; seen covers the entries of this chunk.
-		read := db.Txn(false)
+	for i, raw := range req.Objects {
+		obj := kind.New()
+		if err := json.Unmarshal(raw, obj); err != nil {
+			return nil, fmt.Errorf("decode %s [%d]: %w", kind.Name, i, err)
+		}
+		if seen[obj.Base().ID] {
+			return nil, batchEntryError(kind, i, obj, ErrExists)
+		}
+		seen[obj.Base().ID] = true
+		old, err := check(read, kind, obj, true, 0)
+		if err != nil {
+			return nil, batchEntryError(kind, i, obj, err)
+		}
+		objs[i], olds[i] = obj, old
+	}
+	for start := 0; start < len(objs); start += batchChunk {
 		txn := db.Txn(true)
 		counts := counter{}
-		for i := start; i < len(req.Objects) && i < start+batchChunk; i++ {
-			obj := kind.New()
-			if err := json.Unmarshal(req.Objects[i], obj); err != nil {
+		for i := start; i < len(objs) && i < start+batchChunk; i++ {
+			if err := store(txn, kind, objs[i], olds[i], req.Now, index, counts); err != nil {
 				txn.Abort()
-				return nil, fmt.Errorf("decode %s [%d]: %w", kind.Name, i, err)
+				return nil, err
 			}
-			if seen[obj.Base().ID] {
-				txn.Abort()
-				return nil, batchEntryError(kind, i, obj, ErrExists)
-			}
-			seen[obj.Base().ID] = true
-			if err := upsertFrom(txn, read, kind, obj, true, 0, req.Now, index, counts); err != nil {
-				txn.Abort()
-				return nil, batchEntryError(kind, i, obj, err)
-			}
-			out = append(out, obj)
 		}
 		if err := counts.write(txn); err != nil {
 			txn.Abort()
@@ -298,7 +312,7 @@ func applyBatch(db *memdb.MemDB, kind *resource.Kind, req *BatchCreateRequest, i
 		}
 		txn.Commit()
 	}
-	return out, nil
+	return objs, nil
 }
 
 // batchEntryError names the refused entry by its position, like "[3].productId".

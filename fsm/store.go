@@ -104,8 +104,9 @@ type metaEntry struct {
 type Store struct {
 	mu sync.RWMutex
 	db *memdb.MemDB
-	// frozen, while set, is what readers see (see freeze).
+	// frozen, while set, is what readers see (see freeze); thawed is closed when it ends.
 	frozen *memdb.MemDB
+	thawed chan struct{}
 	// abandon is closed when a snapshot restore replaces the whole database, so that
 	// watchers of the old one wake up and look again.
 	abandon chan struct{}
@@ -201,6 +202,13 @@ func (s *Store) current() (*memdb.MemDB, chan struct{}) {
 	return s.db, s.abandon
 }
 
+// thawedCh is closed when the current freeze ends (nil when there is none).
+func (s *Store) thawedCh() chan struct{} {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.thawed
+}
+
 // writeDB is the database the FSM writes to.
 func (s *Store) writeDB() *memdb.MemDB {
 	s.mu.RLock()
@@ -211,19 +219,18 @@ func (s *Store) writeDB() *memdb.MemDB {
 // freeze makes readers see the current state until thaw, while the FSM goes on writing.
 func (s *Store) freeze() {
 	s.mu.Lock()
-	s.frozen = s.db.Snapshot()
+	s.frozen, s.thawed = s.db.Snapshot(), make(chan struct{})
 	s.mu.Unlock()
 }
 
-// thaw ends a freeze: with keep, readers see everything written meanwhile at once; without,
-// it is thrown away and the frozen state becomes the live one again.
-func (s *Store) thaw(keep bool) {
+// thaw ends a freeze: readers see everything written meanwhile at once, and watchers that
+// waited for the freeze to end look again.
+func (s *Store) thaw() {
 	s.mu.Lock()
-	if !keep {
-		s.db = s.frozen
-	}
-	s.frozen = nil
+	thawed := s.thawed
+	s.frozen, s.thawed = nil, nil
 	s.mu.Unlock()
+	close(thawed)
 }
 
 // replace swaps in a restored database and wakes every watcher of the old one.
@@ -284,7 +291,13 @@ func (s *Store) List(kind *resource.Kind) ([]resource.Object, memdb.WatchSet) {
 		out = append(out, raw.(resource.Object))
 	}
 	ws := memdb.NewWatchSet()
-	ws.Add(it.WatchCh())
+	if thawed := s.thawedCh(); thawed != nil {
+		// The frozen view's channels close as the batch is written; watching them would
+		// wake the watcher again and again until the batch is visible.
+		ws.Add(thawed)
+	} else {
+		ws.Add(it.WatchCh())
+	}
 	ws.Add(abandon)
 	return out, ws
 }

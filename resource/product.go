@@ -42,8 +42,8 @@ var Products = Register(&Kind{
 	Refs:    map[string]func(Object) []string{"gatewayId": func(o Object) []string { return nonEmpty(o.(*Product).GatewayID) }},
 })
 
-// Validate checks the product's fields; a new product without credentials gets generated
-// ones.
+// Validate checks the product's fields; a new product without a secureId gets a
+// generated one.
 func (p *Product) Validate() Errors {
 	var errs Errors
 	ValidateID(&errs, p.ID)
@@ -57,9 +57,10 @@ func (p *Product) Validate() Errors {
 	} else if !securePattern.MatchString(p.SecureID) {
 		errs.Add("secureId", "must be 1-64 letters, digits, '_', '.', '@' or '-'")
 	}
-	if p.SecureKey == "" {
-		p.SecureKey = randomHex(16)
-	} else if len(p.SecureKey) < 8 || len(p.SecureKey) > 128 {
+	// No key is generated: it could never be read back (secrets are write-only), so the
+	// user sets it, and devices of a product without one cannot log in with the official
+	// protocol.
+	if p.SecureKey != "" && (len(p.SecureKey) < 8 || len(p.SecureKey) > 128) {
 		errs.Add("secureKey", "must be 8 to 128 characters")
 	}
 	return errs
