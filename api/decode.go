@@ -24,7 +24,14 @@ func decodeJSON(c echo.Context, v any) error {
 	if ct != "" && !strings.HasPrefix(ct, echo.MIMEApplicationJSON) && !strings.HasSuffix(strings.Split(ct, ";")[0], "+json") {
 		return problem(http.StatusUnsupportedMediaType, "unsupported_media_type", "send the body as application/json (got %q)", ct)
 	}
-	body, err := io.ReadAll(c.Request().Body)
+	// Sized from Content-Length when there is one, so the body is read into one buffer
+	// rather than a series of growing ones.
+	var buf bytes.Buffer
+	if n := c.Request().ContentLength; n > 0 && n <= DefaultMaxBatchHint {
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(c.Request().Body)
+	body := buf.Bytes()
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -35,15 +42,23 @@ func decodeJSON(c echo.Context, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return problem(http.StatusBadRequest, "malformed_json", "the request body is empty; send a JSON object")
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(v); err != nil {
+	// json.Unmarshal, not a Decoder: it refuses a second value after the first, and does
+	// not copy the body into a buffer of its own.
+	if err := json.Unmarshal(body, v); err != nil {
 		return jsonProblem(err)
 	}
-	if dec.More() {
-		return problem(http.StatusBadRequest, "malformed_json", "the body holds more than one JSON value")
-	}
+	c.Set(rawBodyKey, body)
 	return nil
 }
+
+// DefaultMaxBatchHint caps how much a Content-Length may make decodeJSON allocate up front
+// (the largest JSON body a route accepts: a device batch).
+const DefaultMaxBatchHint = MaxBatchBodyBytes
+
+// rawBodyKey keeps the bytes of a decoded JSON body in the request context, so that a
+// handler that must decode it afresh (an update retried after a concurrent change) need not
+// encode it again first.
+const rawBodyKey = "linkops.rawBody"
 
 func jsonProblem(err error) error {
 	var syn *json.SyntaxError

@@ -149,10 +149,19 @@ func updateHandler[T resource.Named](s *Server, c echo.Context, col collection[T
 	if err := col.decodeBody(c, body); err != nil {
 		return err
 	}
-	raw, _ := json.Marshal(body)
 	// The body is merged with the stored record (secrets it omits are kept) and applied
 	// only if that record is still the stored one. Without If-Match the caller asked for
-	// "last write wins", so a concurrent change is not its error: merge again and retry.
+	// "last write wins", so a concurrent change is not its error: merge again and retry,
+	// from a copy of the body taken before the first merge changed it (only then: a copy
+	// costs a marshal and an unmarshal on every write).
+	var raw []byte
+	if expect == 0 {
+		if b, ok := c.Get(rawBodyKey).([]byte); ok && col.decode == nil {
+			raw = b // the request's own bytes, as decodeJSON read them
+		} else {
+			raw, _ = json.Marshal(body)
+		}
+	}
 	for attempt := 1; ; attempt++ {
 		cur, err := s.cfg.Store.Get(col.kind, id)
 		if err != nil {
@@ -161,8 +170,11 @@ func updateHandler[T resource.Named](s *Server, c echo.Context, col collection[T
 		if expect != 0 && cur.Base().Index != expect {
 			return fsm.ErrIndexMismatch
 		}
-		obj := col.kind.New().(T)
-		_ = json.Unmarshal(raw, obj)
+		obj := body
+		if attempt > 1 {
+			obj = col.kind.New().(T)
+			_ = json.Unmarshal(raw, obj)
+		}
 		obj.Base().ID = id
 		old := cur.(T)
 		resource.KeepSecrets(obj, old)

@@ -3,6 +3,7 @@ package fsm
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/linkops/linkops/resource"
@@ -87,13 +88,34 @@ func Encode(t MessageType, body any) ([]byte, error) {
 	return append(out, b...), nil
 }
 
-// NewUpsert builds an encoded UpsertRequest for obj.
+// NewUpsert builds an encoded UpsertRequest for obj. The body is assembled around the
+// object's JSON rather than marshalled as a struct, which would scan the object once more to
+// compact it as a json.RawMessage: every write pays for that on the busiest path.
 func NewUpsert(kind *resource.Kind, obj resource.Object, create bool, expectIndex uint64, now time.Time) ([]byte, error) {
 	raw, err := json.Marshal(obj)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", kind.Name, err)
 	}
-	return Encode(UpsertType, UpsertRequest{Kind: kind.Name, Object: raw, Create: create, ExpectIndex: expectIndex, Now: now.UTC()})
+	name, _ := json.Marshal(kind.Name)
+	at, err := now.UTC().MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("encode time: %w", err)
+	}
+	out := make([]byte, 0, len(raw)+len(name)+len(at)+80)
+	out = append(out, byte(UpsertType))
+	out = append(out, `{"kind":`...)
+	out = append(out, name...)
+	out = append(out, `,"object":`...)
+	out = append(out, raw...)
+	out = append(out, `,"create":`...)
+	out = strconv.AppendBool(out, create)
+	if expectIndex != 0 {
+		out = append(out, `,"expectIndex":`...)
+		out = strconv.AppendUint(out, expectIndex, 10)
+	}
+	out = append(out, `,"now":`...)
+	out = append(out, at...)
+	return append(out, '}'), nil
 }
 
 // NewDelete builds an encoded DeleteRequest.

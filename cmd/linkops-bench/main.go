@@ -360,4 +360,12 @@ func saveProfile(addr, path string) {
 	defer f.Close()
 	_, _ = io.Copy(f, resp.Body)
 	log.Printf("CPU profile saved to %s", path)
+	// And what the node allocated so far, most of it under the load just measured.
+	if resp, err := http.Get("http://" + addr + "/debug/pprof/allocs"); err == nil {
+		defer resp.Body.Close()
+		if af, err := os.Create(strings.TrimSuffix(path, ".pprof") + ".allocs.pprof"); err == nil {
+			defer af.Close()
+			_, _ = io.Copy(af, resp.Body)
+		}
+	}
 }
