@@ -20,6 +20,11 @@ import (
 	"github.com/linkops/linkops/resource"
 )
 
+// logSettle is how far behind now a query without "to" ends: twice the log store's flush
+// interval, so that records still on their way to a store cannot land on a page already
+// served.
+const logSettle = 200 * time.Millisecond
+
 // Internal paths of the log fan-out: each node answers from its own store.
 const (
 	internalLogsPath = "/internal/v1/logs/"
@@ -128,7 +133,9 @@ func listLogs[T any](s *Server, c echo.Context, k logKind[T]) error {
 		return invalid(errs)
 	}
 	if f.To.IsZero() {
-		f.To = s.now().Add(time.Millisecond) // pinned, so later pages do not shift
+		// Pinned, so that later pages do not shift; and a little in the past, because a
+		// record reaches its store up to a flush interval after its time.
+		f.To = s.now().Add(-logSettle)
 	}
 	need := page * size
 	if need > 10000 {

@@ -69,8 +69,16 @@ func flushLogs(t *testing.T, nodes ...*testutil.TestNode) {
 	}
 }
 
+// queryLogs asks for log records up to an hour from now, so that records written just
+// before are included; with "to" set to "server", the server pins it (what a user gets).
 func queryLogs[T any](t *testing.T, c *client.Client, kind string, q url.Values) logPage[T] {
 	t.Helper()
+	switch q.Get("to") {
+	case "":
+		q.Set("to", time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano))
+	case "server":
+		q.Del("to")
+	}
 	var out logPage[T]
 	if _, err := c.Do(context.Background(), http.MethodGet, "/api/v1/logs/"+kind+"?"+q.Encode(), nil, &out); err != nil {
 		t.Fatalf("query %s logs %v: %v", kind, q, err)
@@ -201,8 +209,14 @@ func TestSystemLogsClusterWide(t *testing.T) {
 	}
 
 	// Paging with the pinned "to": every record exactly once, though nodes keep logging.
-	all := queryLogs[systemRecord](t, c, "system", url.Values{"pageSize": {"500"}})
-	to := all.To.Format(time.RFC3339Nano)
+	// The server pins "to" itself (what a user gets)...
+	if pinned := queryLogs[systemRecord](t, c, "system", url.Values{"pageSize": {"1"}, "to": {"server"}}); !pinned.To.Before(time.Now()) {
+		t.Errorf("a query without 'to' was pinned at %s, not in the past", pinned.To)
+	}
+	// ...and a page at a fixed "to" (a second back, so that every record up to it has
+	// reached its store even on a loaded machine) is the same while nodes keep logging.
+	to := time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano)
+	all := queryLogs[systemRecord](t, c, "system", url.Values{"pageSize": {"500"}, "to": {to}})
 	ids := map[string]bool{}
 	for p := 1; ; p++ {
 		page := queryLogs[systemRecord](t, c, "system", url.Values{"pageSize": {"7"}, "page": {fmt.Sprint(p)}, "to": {to}})

@@ -150,7 +150,8 @@ func TestCLILogs(t *testing.T) {
 		t.Errorf("--follow output lacks the method or status:\n%s", out.String())
 	}
 
-	r := cli("logs", "access", "--path", "/api/v1/products", "--method", "POST", "-o", "json")
+	// --to an hour ahead: without it a query ends 200 ms back, and the create may be newer.
+	r := cli("logs", "access", "--path", "/api/v1/products", "--method", "POST", "--to", time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "-o", "json")
 	items, _ := decodeJSON(t, r)["items"].([]any)
 	if len(items) != 1 || items[0].(map[string]any)["status"] != float64(201) {
 		t.Errorf("logs access --path --method: %s", r.stdout)
