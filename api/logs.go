@@ -35,6 +35,9 @@ type LogPage[T any] struct {
 	Items    []T `json:"items"`
 	Page     int `json:"page"`
 	PageSize int `json:"pageSize"`
+	// More says whether a next page has records. There is no total: counting every match
+	// on every node would cost a scan of all of them for each page.
+	More bool `json:"more"`
 	// To is the upper time bound of the query. Pass it back with the next page so that
 	// records arriving meanwhile do not shift the pages.
 	To time.Time `json:"to"`
@@ -142,7 +145,7 @@ func listLogs[T any](s *Server, c echo.Context, k logKind[T]) error {
 		return invalid(resource.Errors{{Field: "page", Message: "page × pageSize may not exceed 10000; narrow the time range instead"}})
 	}
 	query := logQuery(f)
-	query.Set("limit", strconv.Itoa(need))
+	query.Set("limit", strconv.Itoa(need+1)) // one more, to know whether a next page exists
 
 	out := LogPage[T]{Items: []T{}, Page: page, PageSize: size, To: f.To.UTC(), Nodes: []string{}, Missing: []MissingNode{}}
 	var mu sync.Mutex
@@ -167,7 +170,7 @@ func listLogs[T any](s *Server, c echo.Context, k logKind[T]) error {
 			switch {
 			case m.ID == s.cfg.NodeID:
 				f := f
-				f.Limit = need
+				f.Limit = need + 1
 				items, err = k.query(c.Request().Context(), s.cfg.Logs, f)
 			case m.Status == cluster.StatusDead || m.APIAddr == "":
 				err = fmt.Errorf("node is %s", m.Status)
@@ -201,6 +204,7 @@ func listLogs[T any](s *Server, c echo.Context, k logKind[T]) error {
 	for i := (page - 1) * size; i < len(all) && i < need; i++ {
 		out.Items = append(out.Items, all[i])
 	}
+	out.More = len(all) > need
 	return c.JSON(http.StatusOK, out)
 }
 

@@ -46,6 +46,7 @@ type systemRecord struct {
 
 type logPage[T any] struct {
 	Items   []T       `json:"items"`
+	More    bool      `json:"more"`
 	To      time.Time `json:"to"`
 	Nodes   []string  `json:"nodes"`
 	Missing []struct {
@@ -216,23 +217,35 @@ func TestSystemLogsClusterWide(t *testing.T) {
 	// ...and a page at a fixed "to" (a second back, so that every record up to it has
 	// reached its store even on a loaded machine) is the same while nodes keep logging.
 	to := time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano)
-	all := queryLogs[systemRecord](t, c, "system", url.Values{"pageSize": {"500"}, "to": {to}})
-	ids := map[string]bool{}
-	for p := 1; ; p++ {
-		page := queryLogs[systemRecord](t, c, "system", url.Values{"pageSize": {"7"}, "page": {fmt.Sprint(p)}, "to": {to}})
-		if len(page.Items) == 0 {
-			break
-		}
-		for _, r := range page.Items {
-			if ids[r.ID] {
-				t.Fatalf("record %s on two pages", r.ID)
+	readAll := func(size int, between func()) []string {
+		var ids []string
+		for p := 1; ; p++ {
+			page := queryLogs[systemRecord](t, c, "system", url.Values{"pageSize": {fmt.Sprint(size)}, "page": {fmt.Sprint(p)}, "to": {to}})
+			for _, r := range page.Items {
+				ids = append(ids, r.ID)
 			}
-			ids[r.ID] = true
+			if !page.More {
+				return ids
+			}
+			if len(page.Items) != size {
+				t.Fatalf("page %d of %d records says there are more", p, len(page.Items))
+			}
+			between()
 		}
-		_, _ = c.Do(context.Background(), http.MethodGet, "/api/v1/health", nil, nil) // more records arrive meanwhile
 	}
-	if len(ids) != len(all.Items) {
-		t.Errorf("pages held %d records, one big page %d", len(ids), len(all.Items))
+	big := readAll(500, func() {})
+	// Pages of 7, with more records logged between them, hold the same records in the same
+	// order, each once.
+	small := readAll(7, func() { _, _ = c.Do(context.Background(), http.MethodGet, "/api/v1/health", nil, nil) })
+	if len(big) == 0 || strings.Join(small, ",") != strings.Join(big, ",") {
+		t.Errorf("pages of 7 held %d records, pages of 500 %d, or the order differs", len(small), len(big))
+	}
+	once := map[string]bool{}
+	for _, id := range small {
+		if once[id] {
+			t.Fatalf("record %s on two pages", id)
+		}
+		once[id] = true
 	}
 
 	// One node down: the others answer and the missing one is named.
