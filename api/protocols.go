@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -117,7 +118,7 @@ func readUpload(c echo.Context, names ...string) (map[string]string, []byte, err
 				return nil, nil, problem(http.StatusRequestEntityTooLarge, "package_too_large", "the package is larger than %d bytes (4 MiB)", protocol.MaxPackageBytes)
 			}
 			file = b
-		case contains(names, name):
+		case slices.Contains(names, name):
 			b, err := io.ReadAll(io.LimitReader(part, 64<<10))
 			if err != nil {
 				return nil, nil, uploadError(err)
@@ -136,15 +137,6 @@ func uploadError(err error) error {
 		return err
 	}
 	return problem(http.StatusBadRequest, "bad_request", "reading the upload failed: %v", err)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // setPackage verifies a zip (manifest, codec loads in the sandbox and exports decode and

@@ -322,12 +322,6 @@ func (s *Store) CountOf(kind *resource.Kind, field, value string) int {
 	return countOf(db.Txn(false), countKey(kind, field, value))
 }
 
-// Referrers returns the resources of kind whose ref index idx names id.
-func (s *Store) Referrers(kind *resource.Kind, idx, id string) []resource.Object {
-	db, _ := s.current()
-	return referrers(db.Txn(false), kind, idx, id)
-}
-
 func referrers(txn *memdb.Txn, kind *resource.Kind, idx, id string) []resource.Object {
 	it, err := txn.Get(kind.Name, idx, id)
 	if err != nil {
