@@ -27,7 +27,7 @@ func decodeJSON(c echo.Context, v any) error {
 	// Sized from Content-Length when there is one, so the body is read into one buffer
 	// rather than a series of growing ones.
 	var buf bytes.Buffer
-	if n := c.Request().ContentLength; n > 0 && n <= DefaultMaxBatchHint {
+	if n := c.Request().ContentLength; n > 0 && n <= MaxBatchBodyBytes { // the largest JSON body a route takes
 		buf.Grow(int(n) + bytes.MinRead)
 	}
 	_, err := buf.ReadFrom(c.Request().Body)
@@ -50,10 +50,6 @@ func decodeJSON(c echo.Context, v any) error {
 	c.Set(rawBodyKey, body)
 	return nil
 }
-
-// DefaultMaxBatchHint caps how much a Content-Length may make decodeJSON allocate up front
-// (the largest JSON body a route accepts: a device batch).
-const DefaultMaxBatchHint = MaxBatchBodyBytes
 
 // rawBodyKey keeps the bytes of a decoded JSON body in the request context, so that a
 // handler that must decode it afresh (an update retried after a concurrent change) need not

@@ -16,44 +16,15 @@ import (
 	"github.com/linkops/linkops/auth"
 	"github.com/linkops/linkops/client"
 	"github.com/linkops/linkops/internal/testutil"
+	"github.com/linkops/linkops/logs"
 )
 
-type accessRecord struct {
-	ID           string         `json:"id"`
-	ServerID     string         `json:"serverId"`
-	Action       string         `json:"action"`
-	URL          string         `json:"url"`
-	HTTPMethod   string         `json:"httpMethod"`
-	Parameters   map[string]any `json:"parameters"`
-	IP           string         `json:"ip"`
-	Username     string         `json:"username"`
-	Status       int            `json:"status"`
-	RequestTime  time.Time      `json:"requestTime"`
-	ResponseTime time.Time      `json:"responseTime"`
-	DurationMs   float64        `json:"durationMs"`
-	Exception    string         `json:"exception"`
-}
-
-type systemRecord struct {
-	ID         string    `json:"id"`
-	ServerID   string    `json:"serverId"`
-	Level      string    `json:"level"`
-	Name       string    `json:"name"`
-	Message    string    `json:"message"`
-	CreateTime time.Time `json:"createTime"`
-	Caller     string    `json:"caller"`
-}
-
-type logPage[T any] struct {
-	Items   []T       `json:"items"`
-	More    bool      `json:"more"`
-	To      time.Time `json:"to"`
-	Nodes   []string  `json:"nodes"`
-	Missing []struct {
-		ServerID string `json:"serverId"`
-		Error    string `json:"error"`
-	} `json:"missing"`
-}
+// The API's own types, decoded from what it sends.
+type (
+	accessRecord   = logs.AccessRecord
+	systemRecord   = logs.SystemRecord
+	logPage[T any] = api.LogPage[T]
+)
 
 // flushLogs makes every node's queued log records queryable.
 func flushLogs(t *testing.T, nodes ...*testutil.TestNode) {
@@ -214,9 +185,11 @@ func TestSystemLogsClusterWide(t *testing.T) {
 	if pinned := queryLogs[systemRecord](t, c, "system", url.Values{"pageSize": {"1"}, "to": {"server"}}); !pinned.To.Before(time.Now()) {
 		t.Errorf("a query without 'to' was pinned at %s, not in the past", pinned.To)
 	}
-	// ...and a page at a fixed "to" (a second back, so that every record up to it has
-	// reached its store even on a loaded machine) is the same while nodes keep logging.
-	to := time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano)
+	// ...and pages at a fixed "to" are the same while nodes keep logging. The pages are
+	// read a second after "to", so that every record up to it has reached its store even
+	// on a loaded machine.
+	to := time.Now().UTC().Format(time.RFC3339Nano)
+	time.Sleep(time.Second)
 	readAll := func(size int, between func()) []string {
 		var ids []string
 		for p := 1; ; p++ {

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,18 +18,7 @@ import (
 // a network component, a protocol upload and its replacement, a gateway, a product, a
 // device batch, enable/disable, list filters, and a refused rule shown with its code.
 func TestCLIOperations(t *testing.T) {
-	const adminPassword = "cli-ops-admin-password"
-	a := startAgentOnFreePorts(t, filepath.Join(t.TempDir(), "data"), "--node-id", "ops1", "--admin-password", adminPassword)
-	a.waitHealthy()
-	a.login("admin", adminPassword) // waits until the first admin exists
-	dir := t.TempDir()
-	addr := "http://" + a.httpAddr
-	token := filepath.Join(dir, "token.json")
-	mustCLI(t, token, adminPassword+"\n", "login", "-u", "admin", "--addr", addr)
-	cli := func(args ...string) cliResult {
-		t.Helper()
-		return mustCLI(t, token, "", append(args, "--addr", addr)...)
-	}
+	cli, token, addr, dir := loggedInCLI(t, "ops1")
 
 	r := cli("network", "create", "--id", "mqtt", "--name", "MQTT broker", "--type", "MQTT_SERVER",
 		"--set", "configuration.port=18830", "--set", "configuration.maxMessageSize=4096", "--state", "enabled", "-o", "json")
@@ -114,24 +102,13 @@ func TestCLIOperations(t *testing.T) {
 // TestCLILogs: `linkops logs access|system` with filters, and --follow printing a request
 // made after it started.
 func TestCLILogs(t *testing.T) {
-	const adminPassword = "cli-logs-admin-password"
-	a := startAgentOnFreePorts(t, filepath.Join(t.TempDir(), "data"), "--node-id", "logs1", "--admin-password", adminPassword)
-	a.waitHealthy()
-	a.login("admin", adminPassword)
-	dir := t.TempDir()
-	addr := "http://" + a.httpAddr
-	token := filepath.Join(dir, "token.json")
-	mustCLI(t, token, adminPassword+"\n", "login", "-u", "admin", "--addr", addr)
-	cli := func(args ...string) cliResult {
-		t.Helper()
-		return mustCLI(t, token, "", append(args, "--addr", addr)...)
-	}
+	cli, token, addr, _ := loggedInCLI(t, "logs1")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	follow := exec.CommandContext(ctx, binPath, "logs", "access", "--follow", "--interval", "200ms", "--path", "/api/v1/products", "--addr", addr)
 	follow.Env = childEnv("LINKOPS_TOKEN_FILE=" + token)
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	follow.Stdout, follow.Stderr = out, out
 	if err := follow.Start(); err != nil {
 		t.Fatal(err)
@@ -162,20 +139,21 @@ func TestCLILogs(t *testing.T) {
 	}
 }
 
-// syncBuffer is an io.Writer safe to read while a process writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// loggedInCLI starts an agent, logs the CLI in as admin, and returns a runner of `linkops
+// ARGS --addr <agent>` that fails the test on a non-zero exit, with the token file, the
+// agent's URL and a scratch directory.
+func loggedInCLI(t *testing.T, nodeID string) (cli func(args ...string) cliResult, token, addr, dir string) {
+	t.Helper()
+	const adminPassword = "cli-admin-password"
+	a := startAgentOnFreePorts(t, filepath.Join(t.TempDir(), "data"), "--node-id", nodeID, "--admin-password", adminPassword)
+	a.waitHealthy()
+	a.login("admin", adminPassword) // waits until the first admin exists
+	dir = t.TempDir()
+	addr = "http://" + a.httpAddr
+	token = filepath.Join(dir, "token.json")
+	mustCLI(t, token, adminPassword+"\n", "login", "-u", "admin", "--addr", addr)
+	return func(args ...string) cliResult {
+		t.Helper()
+		return mustCLI(t, token, "", append(args, "--addr", addr)...)
+	}, token, addr, dir
 }

@@ -357,18 +357,13 @@ func (c *GatewayConfig) validateSIP(errs *Errors, allowed map[string]bool) {
 	if len(c.Cluster) == 0 {
 		errs.Add("configuration.cluster", "needs at least one {serverId, configuration} entry when shareCluster is false")
 	}
-	seen := map[string]bool{}
+	seen := map[string]int{}
 	for i := range c.Cluster {
 		e := &c.Cluster[i]
-		path := fmt.Sprintf("configuration.cluster[%d].", i)
-		if !idPattern.MatchString(e.ServerID) {
-			errs.Add(path+"serverId", "is required: the id of the node this entry configures")
-		} else if seen[e.ServerID] {
-			errs.Add(path+"serverId", "node %q is configured twice", e.ServerID)
-		}
-		seen[e.ServerID] = true
+		path := fmt.Sprintf("configuration.cluster[%d]", i)
+		validateServerID(errs, path, e.ServerID, i, seen)
 		ec := &e.Configuration
-		addr(path+"configuration.", &ec.Host, ec.Port, ec.PublicPort, ec.PublicHost)
+		addr(path+".configuration.", &ec.Host, ec.Port, ec.PublicPort, ec.PublicHost)
 	}
 }
 

@@ -262,17 +262,7 @@ func (n *NetworkComponent) Validate() Errors {
 		for i := range n.Cluster {
 			e := &n.Cluster[i]
 			path := fmt.Sprintf("cluster[%d]", i)
-			switch {
-			case e.ServerID == "":
-				errs.Add(path+".serverId", "is required: the id of the node this entry configures")
-			case !idPattern.MatchString(e.ServerID):
-				errs.Add(path+".serverId", "must be a node id (^[A-Za-z0-9_-]{1,64}$)")
-			default:
-				if j, dup := seen[e.ServerID]; dup {
-					errs.Add(path+".serverId", "node %q is already configured by cluster[%d]", e.ServerID, j)
-				}
-				seen[e.ServerID] = i
-			}
+			validateServerID(&errs, path, e.ServerID, i, seen)
 			if known {
 				e.Configuration.validate(&errs, path+".configuration", n.Type)
 			}

@@ -136,6 +136,22 @@ func ValidateID(errs *Errors, id string) {
 	}
 }
 
+// validateServerID checks the node id of a per-node entry at path (e.g. "cluster[0]");
+// seen maps the ids met so far to their position, to refuse a node configured twice.
+func validateServerID(errs *Errors, path, id string, i int, seen map[string]int) {
+	switch {
+	case id == "":
+		errs.Add(path+".serverId", "is required: the id of the node this entry configures")
+	case !idPattern.MatchString(id):
+		errs.Add(path+".serverId", "must be a node id (^[A-Za-z0-9_-]{1,64}$)")
+	default:
+		if j, dup := seen[id]; dup {
+			errs.Add(path+".serverId", "node %q is already configured by entry %d", id, j)
+		}
+		seen[id] = i
+	}
+}
+
 // ValidateName checks a required display name against the manual's 64-character limit.
 func ValidateName(errs *Errors, field, name string) {
 	n := utf8.RuneCountInString(name)
@@ -208,10 +224,9 @@ func Redacted[T Object](obj T) T {
 	if v.Kind() != reflect.Pointer || v.IsNil() || !hasSecrets(v.Elem().Type()) {
 		return obj
 	}
-	cp := reflect.New(v.Elem().Type())
-	cp.Elem().Set(v.Elem())
-	clearSecrets(cp.Elem())
-	return cp.Interface().(T)
+	cp := Copy(obj)
+	clearSecrets(reflect.ValueOf(cp).Elem())
+	return cp
 }
 
 var secretTypes sync.Map // reflect.Type -> bool
