@@ -4,7 +4,7 @@ BIN     := bin/linkops
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/linkops/linkops/node.Version=$(VERSION)
 
-.PHONY: run build build-linux test lint unit deps cluster image bench
+.PHONY: run build build-linux test lint unit deps cluster image bench fuzz
 
 ## run: start one node with embedded defaults (data in ./data, API on 127.0.0.1:8844)
 run: build
@@ -42,6 +42,16 @@ test: deps lint unit
 ## bench: measure the quality bars of SPEC §6 on this machine; writes bench/report.md and bench/report.json
 bench:
 	$(GO) run ./cmd/linkops-bench -out bench
+
+## fuzz: run every fuzz target for FUZZTIME each (their seeds already run in `make test`)
+FUZZTIME ?= 60s
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for fn in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$fn"; \
+			$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10s $$pkg; \
+		done; \
+	done
 
 ## deps: install the Debian packages the deployment tests use (scripts/test-deps.sh)
 deps:

@@ -23,18 +23,18 @@ var (
 	t2 = t1.Add(90 * time.Minute)
 )
 
-func newFSM(t *testing.T) *fsm.FSM {
+func newFSM(t testing.TB) *fsm.FSM {
 	t.Helper()
 	return fsm.New(slog.New(slog.DiscardHandler))
 }
 
 // apply feeds one encoded command to the FSM as raft would.
-func apply(t *testing.T, f *fsm.FSM, index uint64, data []byte) any {
+func apply(t testing.TB, f *fsm.FSM, index uint64, data []byte) any {
 	t.Helper()
 	return f.Apply(&raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data})
 }
 
-func upsert(t *testing.T, f *fsm.FSM, index uint64, kind *resource.Kind, obj resource.Object, create bool, expect uint64, now time.Time) any {
+func upsert(t testing.TB, f *fsm.FSM, index uint64, kind *resource.Kind, obj resource.Object, create bool, expect uint64, now time.Time) any {
 	t.Helper()
 	data, err := fsm.NewUpsert(kind, obj, create, expect, now)
 	if err != nil {
@@ -43,7 +43,7 @@ func upsert(t *testing.T, f *fsm.FSM, index uint64, kind *resource.Kind, obj res
 	return apply(t, f, index, data)
 }
 
-func del(t *testing.T, f *fsm.FSM, index uint64, kind *resource.Kind, id string, expect uint64) any {
+func del(t testing.TB, f *fsm.FSM, index uint64, kind *resource.Kind, id string, expect uint64) any {
 	t.Helper()
 	data, err := fsm.NewDelete(kind, id, expect)
 	if err != nil {
@@ -57,7 +57,7 @@ func user(id, username, role string) *resource.User {
 }
 
 // mustOK fails unless an Apply result is a stored object (not an error).
-func mustOK(t *testing.T, res any) resource.Object {
+func mustOK(t testing.TB, res any) resource.Object {
 	t.Helper()
 	if err, ok := res.(error); ok {
 		t.Fatalf("Apply returned error %v", err)
@@ -70,7 +70,7 @@ func mustOK(t *testing.T, res any) resource.Object {
 }
 
 // mustErr fails unless an Apply result is an error matching target.
-func mustErr(t *testing.T, res any, target error) error {
+func mustErr(t testing.TB, res any, target error) error {
 	t.Helper()
 	err, ok := res.(error)
 	if !ok {
@@ -82,7 +82,7 @@ func mustErr(t *testing.T, res any, target error) error {
 	return err
 }
 
-func mustRule(t *testing.T, res any, code string) *fsm.RuleError {
+func mustRule(t testing.TB, res any, code string) *fsm.RuleError {
 	t.Helper()
 	err, ok := res.(error)
 	if !ok {
@@ -101,7 +101,7 @@ func mustRule(t *testing.T, res any, code string) *fsm.RuleError {
 	return re
 }
 
-func getUser(t *testing.T, f *fsm.FSM, id string) *resource.User {
+func getUser(t testing.TB, f *fsm.FSM, id string) *resource.User {
 	t.Helper()
 	obj, err := f.Store().Get(resource.Users, id)
 	if err != nil {
@@ -112,7 +112,7 @@ func getUser(t *testing.T, f *fsm.FSM, id string) *resource.User {
 
 // dump is the JSON of every user, every certificate and the meta values: the whole
 // user-visible state, for before/after comparisons.
-func dump(t *testing.T, f *fsm.FSM) string {
+func dump(t testing.TB, f *fsm.FSM) string {
 	t.Helper()
 	users, _ := f.Store().List(resource.Users)
 	certs, _ := f.Store().List(resource.Certificates)
@@ -351,7 +351,7 @@ func TestLastAdminCannotBeDeletedOrDemoted(t *testing.T) {
 	mustOK(t, upsert(t, f, 12, resource.Users, user("a1", "root2", resource.RoleAdmin), false, 0, t2))
 }
 
-func initCmd(t *testing.T, key []byte, admin *resource.User, now time.Time) []byte {
+func initCmd(t testing.TB, key []byte, admin *resource.User, now time.Time) []byte {
 	t.Helper()
 	data, err := fsm.Encode(fsm.InitType, fsm.InitRequest{TokenKey: key, Admin: admin, Now: now})
 	if err != nil {
@@ -498,7 +498,7 @@ func isClosed(ch <-chan struct{}) bool {
 // fired reports whether a watch set fires within a short moment.
 func fired(ws memdb.WatchSet) bool { return !ws.Watch(time.After(20 * time.Millisecond)) }
 
-func waitClosed(t *testing.T, ws memdb.WatchSet, what string) {
+func waitClosed(t testing.TB, ws memdb.WatchSet, what string) {
 	t.Helper()
 	if ws.Watch(time.After(2 * time.Second)) {
 		t.Fatalf("%s: watch did not fire", what)

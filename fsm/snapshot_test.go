@@ -63,7 +63,7 @@ type readCloser struct {
 func (r *readCloser) Close() error { r.closed = true; return nil }
 
 // snapshotBytes persists f's current state into a memSink and returns the bytes.
-func snapshotBytes(t *testing.T, f *fsm.FSM) []byte {
+func snapshotBytes(t testing.TB, f *fsm.FSM) []byte {
 	t.Helper()
 	snap, err := f.Snapshot()
 	if err != nil {
@@ -80,7 +80,7 @@ func snapshotBytes(t *testing.T, f *fsm.FSM) []byte {
 	return sink.buf.Bytes()
 }
 
-func restore(t *testing.T, f *fsm.FSM, b []byte) error {
+func restore(t testing.TB, f *fsm.FSM, b []byte) error {
 	t.Helper()
 	rc := &readCloser{Reader: bytes.NewReader(b)}
 	err := f.Restore(rc)
@@ -92,7 +92,7 @@ func restore(t *testing.T, f *fsm.FSM, b []byte) error {
 
 // populate builds a small but varied state: meta entries from init, admins and viewers,
 // certificates with secrets and non-ASCII text.
-func populate(t *testing.T, f *fsm.FSM) {
+func populate(t testing.TB, f *fsm.FSM) {
 	t.Helper()
 	mustOK(t, apply(t, f, 1, initCmd(t, []byte("token-key-0123456789-abcdefghijk"), user("admin", "admin", resource.RoleAdmin), t0)))
 	mustOK(t, upsert(t, f, 2, resource.Users, user("u1", "alice", resource.RoleViewer), true, 0, t0))
@@ -246,7 +246,7 @@ func TestPersistCancelsSinkOnWriteError(t *testing.T) {
 }
 
 // lines decompresses a snapshot into its JSON lines (without newlines).
-func lines(t *testing.T, b []byte) []string {
+func lines(t testing.TB, b []byte) []string {
 	t.Helper()
 	zr, err := zstd.NewReader(bytes.NewReader(b))
 	if err != nil {
@@ -264,7 +264,7 @@ func lines(t *testing.T, b []byte) []string {
 }
 
 // compress joins lines and compresses them as a snapshot file.
-func compress(t *testing.T, ls []string) []byte {
+func compress(t testing.TB, ls []string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw, err := zstd.NewWriter(&buf)
@@ -336,7 +336,7 @@ func TestSnapshotLayout(t *testing.T) {
 
 // badSnapshots derives broken snapshots from a good one; each must be refused with a
 // message containing the given text.
-func badSnapshots(t *testing.T, good []byte) map[string]struct {
+func badSnapshots(t testing.TB, good []byte) map[string]struct {
 	data []byte
 	want string
 } {

@@ -409,6 +409,9 @@ func (c *NetworkConfig) validateParser(errs *Errors, f func(string) string) {
 // ParseDelimiter turns a DELIMITED parser's setting into bytes: 0x-prefixed hex, or text
 // with the escapes \r \n \t \\ \0 and \xNN.
 func ParseDelimiter(s string) ([]byte, error) {
+	if s == "" {
+		return nil, fmt.Errorf("is empty: give escaped text like \\r\\n, or hex like 0x0d0a")
+	}
 	if strings.HasPrefix(s, "0x") || strings.HasPrefix(s, "0X") {
 		b, err := hex.DecodeString(s[2:])
 		if err != nil || len(b) == 0 {
