@@ -2,7 +2,9 @@ package resource_test
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
+	"encoding/pem"
 	"reflect"
 	"testing"
 
@@ -134,4 +136,33 @@ func TestSecretLeftFindsSecrets(t *testing.T) {
 			t.Errorf("Redacted %s %s still has %s", kind.Name, body, p)
 		}
 	}
+}
+
+// FuzzCertificatePEM mutates the DER inside real certificates and keys of every supported
+// key type. Validation never panics, and what it accepts works: the pair loads as a TLS
+// certificate (what a listener does with it), and the derived fields are filled in.
+func FuzzCertificatePEM(f *testing.F) {
+	pki, err := buildPKI()
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, l := range pki.leaves {
+		certDER, _ := pem.Decode([]byte(l.certPEM))
+		keyDER, _ := pem.Decode([]byte(l.keyPEM))
+		f.Add(certDER.Bytes, keyDER.Bytes, keyDER.Type)
+	}
+	f.Fuzz(func(t *testing.T, certDER, keyDER []byte, keyType string) {
+		c := &resource.Certificate{Name: "fuzz",
+			Cert: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER})),
+			Key:  string(pem.EncodeToMemory(&pem.Block{Type: keyType, Bytes: keyDER}))}
+		if len(c.ValidateAgainst(nil)) > 0 {
+			return
+		}
+		if _, err := tls.X509KeyPair([]byte(c.Cert), []byte(c.Key)); err != nil {
+			t.Fatalf("accepted a pair that TLS refuses: %v", err)
+		}
+		if c.FingerprintSHA256 == "" || c.NotAfter.IsZero() {
+			t.Fatalf("accepted without derived fields: %+v", c)
+		}
+	})
 }
