@@ -55,13 +55,13 @@ func (p *peerClient) get(ctx context.Context, apiAddr, path string, out any) err
 	return p.getSigned(ctx, apiAddr, path, path, out)
 }
 
-// getSigned fetches full (path plus query); the signature covers the path.
+// getSigned fetches full (path plus query), signed.
 func (p *peerClient) getSigned(ctx context.Context, apiAddr, path, full string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+apiAddr+full, nil)
 	if err != nil {
 		return err
 	}
-	req.Header.Set(auth.InternalHeader, auth.SignInternal(p.key, http.MethodGet, path, time.Now()))
+	req.Header.Set(auth.InternalHeader, auth.SignInternal(p.key, http.MethodGet, signedTarget(req.URL), time.Now()))
 	resp, err := p.http.Do(req)
 	if err != nil {
 		return err
@@ -76,7 +76,17 @@ func (p *peerClient) getSigned(ctx context.Context, apiAddr, path, full string, 
 
 // SignRequest adds the internal-call proof to a request this node sends to a peer.
 func (c *Cluster) SignRequest(req *http.Request) {
-	req.Header.Set(auth.InternalHeader, auth.SignInternal(c.cfg.ClusterKey, req.Method, req.URL.Path, time.Now()))
+	req.Header.Set(auth.InternalHeader, auth.SignInternal(c.cfg.ClusterKey, req.Method, signedTarget(req.URL), time.Now()))
+}
+
+// signedTarget is what a signature covers besides the method and time: the path and the
+// query, so that a captured signature cannot be replayed for other parameters (another log
+// filter, say) within the allowed clock skew.
+func signedTarget(u *url.URL) string {
+	if u.RawQuery == "" {
+		return u.Path
+	}
+	return u.Path + "?" + u.RawQuery
 }
 
 // Authenticated reports whether internal calls are authenticated: without a cluster key
@@ -96,7 +106,7 @@ func (e *PeerError) Error() string {
 
 // VerifyRequest checks that a request comes from a node holding the cluster key.
 func (c *Cluster) VerifyRequest(req *http.Request) error {
-	return auth.VerifyInternal(c.cfg.ClusterKey, req.Header.Get(auth.InternalHeader), req.Method, req.URL.Path, time.Now())
+	return auth.VerifyInternal(c.cfg.ClusterKey, req.Header.Get(auth.InternalHeader), req.Method, signedTarget(req.URL), time.Now())
 }
 
 // PeerGet calls GET path?query on the node whose API listens at apiAddr, signed with the
