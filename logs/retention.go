@@ -43,14 +43,11 @@ func (s *Store) retainStep() (more bool, err error) {
 				victims = append(victims, newVictim(k, key, v))
 			}
 		}
-		for i := range victims {
-			v := &victims[i]
-			if err := v.delete(bks[v.k.i]); err != nil {
-				return err
-			}
-			size -= v.n
-			aged[v.k.i]++
+		freed, err := deleteVictims(victims, bks, &aged)
+		if err != nil {
+			return err
 		}
+		size -= freed
 		budget -= len(victims)
 
 		if size > s.opts.MaxBytes {
@@ -76,14 +73,11 @@ func (s *Store) retainStep() (more bool, err error) {
 					ks, vs = cs.Next()
 				}
 			}
-			for i := range victims {
-				v := &victims[i]
-				if err := v.delete(bks[v.k.i]); err != nil {
-					return err
-				}
-				size -= v.n
-				trimmed[v.k.i]++
+			freed, err := deleteVictims(victims, bks, &trimmed)
+			if err != nil {
+				return err
 			}
+			size -= freed
 			budget -= len(victims)
 		}
 		if size <= target {
@@ -114,6 +108,20 @@ func newVictim(k *kind, key, raw []byte) victim {
 	// at nothing, which queries skip.
 	v.idx, _ = k.storedIndexValues(raw)
 	return v
+}
+
+// deleteVictims deletes victims, counts them per kind into counted and returns the bytes
+// they held.
+func deleteVictims(victims []victim, bks [numKinds]kindBuckets, counted *[numKinds]int) (freed int64, err error) {
+	for i := range victims {
+		v := &victims[i]
+		if err := v.delete(bks[v.k.i]); err != nil {
+			return freed, err
+		}
+		freed += v.n
+		counted[v.k.i]++
+	}
+	return freed, nil
 }
 
 func (v *victim) delete(b kindBuckets) error {
