@@ -9,6 +9,10 @@
 #   docker-compose   validates and runs docker-compose.yml         (package docker-compose)
 #   setsid, tac      scripts/cluster.sh                            (util-linux, coreutils)
 #   nsenter, iptables the fault suite partitions containers        (util-linux, iptables)
+#   mosquitto        a real MQTT broker for MQTT_CLIENT tests       (mosquitto)
+#   mosquitto_pub/sub real MQTT clients for MQTT_SERVER tests       (mosquitto-clients)
+#   coap-client-*    real CoAP clients, plain and DTLS (libcoap)     (libcoap3-bin)
+#   openssl          TLS and DTLS clients in listener tests          (openssl)
 #
 # Recommended packages are skipped: vagrant would otherwise pull in libvirt, qemu and a
 # kernel; `vagrant validate --ignore-provider` needs no provider.
@@ -28,6 +32,12 @@ want setsid util-linux
 want tac coreutils
 want nsenter util-linux
 want iptables iptables
+want mosquitto mosquitto
+want mosquitto_pub mosquitto-clients
+want mosquitto_sub mosquitto-clients
+want coap-client-notls libcoap3-bin
+want coap-client-openssl libcoap3-bin
+want openssl openssl
 
 if ((${#need[@]} == 0)); then
 	echo "test dependencies: all present"
