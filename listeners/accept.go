@@ -12,7 +12,9 @@ import (
 // each error; only closing the listener ends Accept. mochi-mqtt's accept loop returns on
 // the first error of any kind and never accepts again, so every TCP listener goes
 // through this.
-func RetryAccept(ln net.Listener, env *Env) net.Listener { return &retryListener{Listener: ln, env: env} }
+func RetryAccept(ln net.Listener, env *Env) net.Listener {
+	return &retryListener{Listener: ln, env: env}
+}
 
 type retryListener struct {
 	net.Listener

@@ -48,8 +48,8 @@ func (m *Metrics) Forget(componentID string) {
 
 // componentMetrics are one component's series; a nil value records nothing.
 type componentMetrics struct {
-	m  *Metrics
-	id string
+	m                          *Metrics
+	id                         string
 	in, out, inBytes, outBytes prometheus.Counter
 	conns                      prometheus.Gauge
 }

@@ -25,7 +25,7 @@ type Recorder struct {
 	// Refuse, when set, is returned by Open.
 	Refuse error
 	// Reply, when set, answers request/response transports.
-	Reply func(listeners.Frame) (*listeners.Reply, error)
+	Reply  func(listeners.Frame) (*listeners.Reply, error)
 	notify chan struct{}
 }
 
