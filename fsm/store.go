@@ -279,27 +279,10 @@ func (s *Store) GetBy(kind *resource.Kind, idx, v string) (resource.Object, erro
 
 // List returns every resource of a kind (built-in ones first, then the stored ones in id
 // order), and a watch set that fires when the collection next changes or the whole state
-// is replaced by a restore.
+// is replaced by a restore. A reader of several kinds should take one View instead.
 func (s *Store) List(kind *resource.Kind) ([]resource.Object, memdb.WatchSet) {
-	db, abandon := s.current()
-	it, err := db.Txn(false).Get(kind.Name, "id")
-	if err != nil {
-		panic(fmt.Sprintf("fsm: list %s: %v", kind.Name, err)) // table from the schema: cannot fail
-	}
-	out := append([]resource.Object(nil), kind.Builtins...)
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		out = append(out, raw.(resource.Object))
-	}
-	ws := memdb.NewWatchSet()
-	if thawed := s.thawedCh(); thawed != nil {
-		// The frozen view's channels close as the batch is written; watching them would
-		// wake the watcher again and again until the batch is visible.
-		ws.Add(thawed)
-	} else {
-		ws.Add(it.WatchCh())
-	}
-	ws.Add(abandon)
-	return out, ws
+	v := s.View()
+	return v.List(kind), v.WatchSet()
 }
 
 // Count returns the number of stored resources of a kind.
