@@ -120,13 +120,7 @@ type GatewayConfig struct {
 }
 
 // NodeSIPConfig is one node's SIP address when a GB28181 gateway is not shared.
-type NodeSIPConfig struct {
-	ServerID      string        `json:"serverId"`
-	Configuration SIPNodeConfig `json:"configuration"`
-}
-
-// ElementKey matches per-node entries by node.
-func (n *NodeSIPConfig) ElementKey() string { return n.ServerID }
+type NodeSIPConfig = NodeConfig[SIPNodeConfig]
 
 // SIPNodeConfig is where one node's SIP server listens.
 type SIPNodeConfig struct {
@@ -184,23 +178,24 @@ func nonEmpty(s string) []string {
 // CallbackPath is where a cloud gateway's pushes arrive, on any node.
 func CallbackPath(gatewayID string) string { return "/api/v1/callbacks/" + gatewayID }
 
+// SIPPlacement is where a GB28181 gateway's SIP server runs: the shared address of its
+// configuration, or its cluster[] entries.
+func (c *GatewayConfig) SIPPlacement() PerNode[SIPNodeConfig] {
+	if c.ShareCluster == nil || *c.ShareCluster {
+		return SharedConfig(&SIPNodeConfig{Host: c.Host, Port: c.Port, PublicHost: c.PublicHost, PublicPort: c.PublicPort})
+	}
+	return ByNode(c.Cluster)
+}
+
 // Bindings lists the SIP sockets (UDP and TCP) a GB28181 gateway binds when it runs.
 func (g *Gateway) Bindings() []Binding {
-	c := g.Configuration
-	if g.Provider != ProviderGB28181 || c == nil {
+	if g.Provider != ProviderGB28181 || g.Configuration == nil {
 		return nil
 	}
 	var out []Binding
-	add := func(node, host string, port int) {
-		out = append(out, Binding{Node: node, Transport: "udp", Host: host, Port: port},
-			Binding{Node: node, Transport: "tcp", Host: host, Port: port})
-	}
-	if c.ShareCluster == nil || *c.ShareCluster {
-		add("", c.Host, c.Port)
-	} else {
-		for _, e := range c.Cluster {
-			add(e.ServerID, e.Configuration.Host, e.Configuration.Port)
-		}
+	for _, p := range g.Configuration.SIPPlacement().All() {
+		out = append(out, Binding{Node: p.Node, Transport: "udp", Host: p.Config.Host, Port: p.Config.Port},
+			Binding{Node: p.Node, Transport: "tcp", Host: p.Config.Host, Port: p.Config.Port})
 	}
 	return out
 }

@@ -58,13 +58,7 @@ type NetworkComponent struct {
 }
 
 // NodeNetConfig is one node's configuration of a component that is not shared.
-type NodeNetConfig struct {
-	ServerID      string        `json:"serverId"`
-	Configuration NetworkConfig `json:"configuration"`
-}
-
-// ElementKey matches per-node entries by node when secrets are kept on update.
-func (n *NodeNetConfig) ElementKey() string { return n.ServerID }
+type NodeNetConfig = NodeConfig[NetworkConfig]
 
 // NetworkConfig holds the settings of every component type; which keys a type accepts is
 // checked by Validate (JetLinks' key names).
@@ -152,6 +146,15 @@ func (n *NetworkComponent) DisplayName() string { return n.Name }
 // Shared reports whether one configuration serves every node.
 func (n *NetworkComponent) Shared() bool { return n.ShareCluster == nil || *n.ShareCluster }
 
+// Placement is where the component runs: its shared configuration, or its cluster[]
+// entries.
+func (n *NetworkComponent) Placement() PerNode[NetworkConfig] {
+	if n.Shared() {
+		return SharedConfig(n.Configuration)
+	}
+	return ByNode(n.Cluster)
+}
+
 // NetworkComponents is the network component collection.
 var NetworkComponents = Register(&Kind{
 	Name:     "network-components",
@@ -208,15 +211,9 @@ func (n *NetworkComponent) Bindings() []Binding {
 	if tr == "" {
 		return nil
 	}
-	if n.Shared() {
-		if n.Configuration == nil {
-			return nil
-		}
-		return []Binding{{Transport: tr, Host: n.Configuration.Host, Port: n.Configuration.Port}}
-	}
 	var out []Binding
-	for _, e := range n.Cluster {
-		out = append(out, Binding{Node: e.ServerID, Transport: tr, Host: e.Configuration.Host, Port: e.Configuration.Port})
+	for _, p := range n.Placement().All() {
+		out = append(out, Binding{Node: p.Node, Transport: tr, Host: p.Config.Host, Port: p.Config.Port})
 	}
 	return out
 }
