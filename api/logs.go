@@ -3,14 +3,11 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -48,10 +45,7 @@ type LogPage[T any] struct {
 }
 
 // MissingNode is a node whose records are not in a cluster-wide answer.
-type MissingNode struct {
-	ServerID string `json:"serverId"`
-	Error    string `json:"error"`
-}
+type MissingNode = cluster.Missing
 
 // logKind ties a record type to its store calls.
 type logKind[T any] struct {
@@ -148,51 +142,26 @@ func listLogs[T any](s *Server, c echo.Context, k logKind[T]) error {
 	query.Set("limit", strconv.Itoa(need+1)) // one more, to know whether a next page exists
 
 	out := LogPage[T]{Items: []T{}, Page: page, PageSize: size, To: f.To.UTC(), Nodes: []string{}, Missing: []MissingNode{}}
-	var mu sync.Mutex
+	pages, missing := cluster.FanOut(c.Request().Context(), s.cfg.Raft, q.Get("node"), s.cfg.RequestTimeout, func(ctx context.Context, m cluster.Member) ([]T, error) {
+		if m.ID == s.cfg.NodeID {
+			f := f
+			f.Limit = need + 1
+			return k.query(ctx, s.cfg.Logs, f)
+		}
+		var items []T
+		err := s.cfg.Raft.CallNode(ctx, m.ID, cluster.Call{Path: internalLogsPath + k.name, Query: query}, &items)
+		return items, err
+	})
 	var all []T
-	var wg sync.WaitGroup
-	peers := s.cfg.Raft.Peers()
-	if node := q.Get("node"); node != "" && !slices.ContainsFunc(peers, func(m cluster.Member) bool { return m.ID == node }) {
-		out.Missing = append(out.Missing, MissingNode{ServerID: node, Error: "no such node in this cluster"})
+	for id, items := range pages {
+		out.Nodes = append(out.Nodes, id)
+		all = append(all, items...)
 	}
-	for _, m := range peers {
-		if node := q.Get("node"); node != "" && node != m.ID {
-			continue
-		}
-		if m.Status == cluster.StatusLeft {
-			continue
-		}
-		wg.Add(1)
-		go func(m cluster.Member) {
-			defer wg.Done()
-			var items []T
-			var err error
-			switch {
-			case m.ID == s.cfg.NodeID:
-				f := f
-				f.Limit = need + 1
-				items, err = k.query(c.Request().Context(), s.cfg.Logs, f)
-			case m.Status == cluster.StatusDead || m.APIAddr == "":
-				err = fmt.Errorf("node is %s", m.Status)
-			default:
-				ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RequestTimeout)
-				defer cancel()
-				err = s.cfg.Raft.PeerGet(ctx, m.APIAddr, internalLogsPath+k.name, query, &items)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				out.Missing = append(out.Missing, MissingNode{ServerID: m.ID, Error: err.Error()})
-				s.log.Warn("a node did not answer a log query", "kind", k.name, "peer", m.ID, "error", err)
-				return
-			}
-			out.Nodes = append(out.Nodes, m.ID)
-			all = append(all, items...)
-		}(m)
+	for _, m := range missing {
+		out.Missing = append(out.Missing, MissingNode(m))
+		s.log.Warn("a node did not answer a log query", "kind", k.name, "peer", m.ServerID, "error", m.Error)
 	}
-	wg.Wait()
 	sort.Strings(out.Nodes)
-	sort.Slice(out.Missing, func(i, j int) bool { return out.Missing[i].ServerID < out.Missing[j].ServerID })
 	// Newest first; ids break ties so that the order, and so the pages, are stable.
 	sort.Slice(all, func(i, j int) bool {
 		ti, tj := k.time(all[i]), k.time(all[j])
@@ -225,26 +194,23 @@ func getLog[T any](s *Server, c echo.Context, k logKind[T]) error {
 		}
 		return c.JSON(http.StatusOK, rec)
 	}
-	for _, m := range s.cfg.Raft.Peers() {
-		if m.ID != node {
-			continue
-		}
-		if m.Status == cluster.StatusDead || m.APIAddr == "" {
-			return problem(http.StatusServiceUnavailable, "node_unreachable", "log record %q is kept by node %s, which is %s", id, node, m.Status)
-		}
-		var rec T
-		ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RequestTimeout)
-		defer cancel()
-		if err := s.cfg.Raft.PeerGet(ctx, m.APIAddr, internalLogsPath+k.name+"/"+url.PathEscape(id), nil, &rec); err != nil {
-			var pe *cluster.PeerError
-			if errors.As(err, &pe) && pe.Status == http.StatusNotFound {
-				return problem(http.StatusNotFound, "not_found", "no %s log record %q on node %s", k.name, id, node)
-			}
-			return problem(http.StatusServiceUnavailable, "node_unreachable", "node %s, which keeps log record %q, did not answer: %v", node, id, err)
-		}
+	var rec T
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	err := s.cfg.Raft.CallNode(ctx, node, cluster.Call{Path: internalLogsPath + k.name + "/" + url.PathEscape(id)}, &rec)
+	var pe *cluster.PeerError
+	switch {
+	case err == nil:
 		return c.JSON(http.StatusOK, rec)
+	case errors.Is(err, cluster.ErrUnknownNode):
+		return problem(http.StatusNotFound, "not_found", "log record %q belongs to node %s, which is not in this cluster", id, node)
+	case errors.Is(err, cluster.ErrNodeDown):
+		return problem(http.StatusServiceUnavailable, "node_unreachable", "log record %q is kept by node %s: %v", id, node, err)
+	case errors.As(err, &pe) && pe.Status == http.StatusNotFound:
+		return problem(http.StatusNotFound, "not_found", "no %s log record %q on node %s", k.name, id, node)
+	default:
+		return problem(http.StatusServiceUnavailable, "node_unreachable", "node %s, which keeps log record %q, did not answer: %v", node, id, err)
 	}
-	return problem(http.StatusNotFound, "not_found", "log record %q belongs to node %s, which is not in this cluster", id, node)
 }
 
 // parseLogFilter reads the filters of SPEC §4.9 from a query.

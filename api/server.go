@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -43,9 +42,11 @@ type Raft interface {
 	SignRequest(r *http.Request)
 	Authenticated() bool
 
-	// Fan-out of node-local data.
+	// Fan-out of node-local data (cluster.FanOut) and calls to one node.
 	Peers() []cluster.Member
-	PeerGet(ctx context.Context, apiAddr, path string, query url.Values, out any) error
+	LocalID() string
+	CallNode(ctx context.Context, id string, call cluster.Call, out any) error
+	StreamNode(ctx context.Context, id string, call cluster.Call) (*http.Response, error)
 }
 
 // Config assembles a Server.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -52,26 +51,16 @@ func newPeerClient(key []byte) *peerClient {
 }
 
 func (p *peerClient) get(ctx context.Context, apiAddr, path string, out any) error {
-	return p.getSigned(ctx, apiAddr, path, path, out)
-}
-
-// getSigned fetches full (path plus query), signed.
-func (p *peerClient) getSigned(ctx context.Context, apiAddr, path, full string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+apiAddr+full, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set(auth.InternalHeader, auth.SignInternal(p.key, http.MethodGet, signedTarget(req.URL), time.Now()))
-	resp, err := p.http.Do(req)
+	resp, err := p.do(ctx, apiAddr, Call{Path: path})
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return &PeerError{Addr: apiAddr, Path: path, Status: resp.StatusCode, Body: string(b)}
-	}
 	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+func (p *peerClient) sign(req *http.Request) {
+	req.Header.Set(auth.InternalHeader, auth.SignInternal(p.key, req.Method, signedTarget(req.URL), time.Now()))
 }
 
 // SignRequest adds the internal-call proof to a request this node sends to a peer.
@@ -107,15 +96,4 @@ func (e *PeerError) Error() string {
 // VerifyRequest checks that a request comes from a node holding the cluster key.
 func (c *Cluster) VerifyRequest(req *http.Request) error {
 	return auth.VerifyInternal(c.cfg.ClusterKey, req.Header.Get(auth.InternalHeader), req.Method, signedTarget(req.URL), time.Now())
-}
-
-// PeerGet calls GET path?query on the node whose API listens at apiAddr, signed with the
-// cluster key, and decodes its JSON answer into out. It is how node-local data (logs,
-// sessions, listener status) is gathered cluster-wide.
-func (c *Cluster) PeerGet(ctx context.Context, apiAddr, path string, query url.Values, out any) error {
-	full := path
-	if len(query) > 0 {
-		full += "?" + query.Encode()
-	}
-	return c.peers.getSigned(ctx, apiAddr, path, full, out)
 }
