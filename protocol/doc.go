@@ -48,6 +48,11 @@
 // calls the codec and serialises its result inside the limit, and Go exchanges only JSON
 // strings and the input bytes with the runtime.
 //
+// A TCP_SERVER's SCRIPT parser (CompileSplitter) runs in the same sandbox, after the same
+// prelude, with the same limits; it gets at most MaxSplitBytes bytes per call. Since split
+// is a function of its argument, a Splitter pools its runtimes instead of sharing one, so
+// a connection whose script loops holds up only itself.
+//
 // A Codec is one runtime behind a one-slot semaphore, so codec state kept in globals
 // behaves as the author expects, and waiting for the codec respects the caller's context.
 // The package registers no metrics: the caller times and counts calls where they cross its
