@@ -46,6 +46,15 @@ func (e *Env) Bound(addr string) {
 // Connections is the number of connections open now.
 func (e *Env) Connections() int64 { return e.conns.Load() }
 
+// Track counts a connection that is not a session: +1 when it opens, -1 when it closes.
+// HTTP_SERVER's keep-alive TCP connections carry requests, not sessions, yet they are what
+// an operator means by "connections"; the status and linkops_listener_connections include
+// them. Listeners whose connections are sessions (Open counts those) do not call it.
+func (e *Env) Track(delta int) {
+	e.conns.Add(int64(delta))
+	e.m.connections(delta)
+}
+
 // Error counts a problem that cost one connection or message (reason is a short
 // snake_case word: accept, tls_handshake, oversize, garbage, timeout, …).
 func (e *Env) Error(reason string) { e.m.error(reason) }

@@ -49,6 +49,10 @@ type Spec struct {
 	TLS *TLSSource
 	// AllowRemote lists the networks an MQTT_CLIENT may connect to (--allow-remote).
 	AllowRemote []netip.Prefix
+
+	// The certificate Config.CertID names, as Desired read it (or why it could not).
+	cert    *resource.Certificate
+	certErr error
 }
 
 // Fingerprint identifies the settings a listener is started with: a listener is restarted
@@ -100,6 +104,9 @@ type ConnInfo struct {
 	Header http.Header
 	// TLS reports whether the connection is encrypted (TLS or DTLS).
 	TLS bool
+	// Outbound marks a connection this node opened (MQTT_CLIENT's broker connection):
+	// there is no device to refuse, only messages to take or drop.
+	Outbound bool
 }
 
 // Conn is one device connection as a listener holds it. For request/response transports
@@ -131,7 +138,8 @@ type Handler interface {
 // Session is an admitted connection.
 type Session interface {
 	// Receive handles one message. A request/response transport answers with the Reply
-	// (nil: plain success). An error wrapping ErrDropped means the message was not
+	// (nil: plain success); stream transports ignore it (a session answers a stream
+	// through Conn.Send). An error wrapping ErrDropped means the message was not
 	// handled and is counted; ErrNotAuthorized refuses it (HTTP 401, CoAP 4.01) and, on a
 	// stream, closes the connection.
 	Receive(ctx context.Context, f Frame) (*Reply, error)

@@ -27,7 +27,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "linkops_listener_bytes_total",
 			Help: "Message payload bytes received (in) and sent (out) by the component's listener."}, []string{"component", "direction"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "linkops_listener_errors_total",
-			Help: "Problems that cost a connection or a message, by reason (bind, accept, tls_handshake, oversize, garbage, timeout, no_gateway, …)."}, []string{"component", "reason"}),
+			Help: "Problems that cost a connection or a message, by reason (serve: the listener failed or could not bind; accept, tls_handshake, oversize, garbage, timeout, no_gateway, …)."}, []string{"component", "reason"}),
 	}
 	reg.MustRegister(m.up, m.connections, m.messages, m.bytes, m.errors)
 	return m

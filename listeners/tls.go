@@ -56,16 +56,19 @@ func (s *TLSSource) Update(c *resource.Certificate) error {
 	return nil
 }
 
-// Certificate is the current certificate chain and key.
+// Certificate is the current certificate chain and key (nil before one loaded).
 func (s *TLSSource) Certificate() *tls.Certificate {
 	m := s.v.Load()
+	if m == nil {
+		return nil
+	}
 	return &m.cert
 }
 
 // ClientCAs is the pool that verifies device certificates, or nil when the certificate
 // has no trust bundle (no client certificate asked for).
 func (s *TLSSource) ClientCAs() *x509.CertPool {
-	if m := s.v.Load(); m.trusted {
+	if m := s.v.Load(); m != nil && m.trusted {
 		return m.trust
 	}
 	return nil

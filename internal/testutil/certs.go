@@ -45,6 +45,17 @@ func NewCA(t testing.TB) *CA {
 // Issue makes a server certificate for dnsNames signed by the CA.
 func (ca *CA) Issue(t testing.TB, cn string, dnsNames ...string) Cert {
 	t.Helper()
+	return ca.issue(t, cn, x509.ExtKeyUsageServerAuth, dnsNames)
+}
+
+// IssueClient makes a device (client) certificate signed by the CA, for mutual TLS.
+func (ca *CA) IssueClient(t testing.TB, cn string) Cert {
+	t.Helper()
+	return ca.issue(t, cn, x509.ExtKeyUsageClientAuth, nil)
+}
+
+func (ca *CA) issue(t testing.TB, cn string, usage x509.ExtKeyUsage, dnsNames []string) Cert {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -57,10 +68,9 @@ func (ca *CA) Issue(t testing.TB, cn string, dnsNames ...string) Cert {
 		NotBefore:    time.Now().Add(-time.Minute).Truncate(time.Second),
 		NotAfter:     time.Now().Add(90 * 24 * time.Hour).Truncate(time.Second),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
 	}
-	c := sign(t, tmpl, ca.Leaf, key, ca.key)
-	return c
+	return sign(t, tmpl, ca.Leaf, key, ca.key)
 }
 
 func sign(t testing.TB, tmpl, parent *x509.Certificate, key, parentKey *ecdsa.PrivateKey) Cert {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/linkops/linkops/listeners"
 )
 
@@ -143,6 +145,7 @@ type Running struct {
 	Addr string
 	Env  *listeners.Env
 	Hub  *listeners.Hub
+	reg  *prometheus.Registry
 	stop context.CancelFunc
 	done chan error
 }
@@ -173,15 +176,16 @@ func start(t testing.TB, l listeners.Listener, spec listeners.Spec, h listeners.
 	}
 	bound := make(chan string, 1)
 	hub := listeners.NewHub()
+	reg := prometheus.NewRegistry()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	env := listeners.NewEnv(spec.ComponentID, "node1", h, hub, nil, log, func(a string) {
+	env := listeners.NewEnv(spec.ComponentID, "node1", h, hub, listeners.NewMetrics(reg), log, func(a string) {
 		select {
 		case bound <- a:
 		default:
 		}
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &Running{Env: env, Hub: hub, stop: cancel, done: make(chan error, 1)}
+	r := &Running{Env: env, Hub: hub, reg: reg, stop: cancel, done: make(chan error, 1)}
 	go func() { r.done <- l.Serve(ctx, spec, env) }()
 	select {
 	case r.Addr = <-bound:
@@ -194,6 +198,41 @@ func start(t testing.TB, l listeners.Listener, spec listeners.Spec, h listeners.
 	}
 	t.Cleanup(func() { r.Stop(t) })
 	return r, nil
+}
+
+// Errors is how many problems the listener counted for reason (env.Error, or a handler
+// refusal: no_gateway, unauthorized, …), as linkops_listener_errors_total shows them.
+func (r *Running) Errors(reason string) float64 {
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		return 0
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "linkops_listener_errors_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" && l.GetValue() == reason {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// WaitErrors waits until at least n problems were counted for reason, failing the test
+// after 10 s.
+func (r *Running) WaitErrors(t testing.TB, reason string, n float64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for r.Errors(reason) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %v %q errors; have %v", n, reason, r.Errors(reason))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // Stop ends the listener and waits for Serve to return (nil expected). It is idempotent.
