@@ -56,9 +56,11 @@ type Config struct {
 	Raft   Raft
 	Store  *fsm.Store
 	// Logs is this node's access and system log store.
-	Logs     *logs.Store
-	Logger   *slog.Logger
-	Registry *prometheus.Registry
+	Logs *logs.Store
+	// Listeners is this node's data plane: listener status and debug events.
+	Listeners Listeners
+	Logger    *slog.Logger
+	Registry  *prometheus.Registry
 	// TokenTTL is how long login tokens last.
 	TokenTTL time.Duration
 	// TempDir receives uploaded snapshots while they are verified.
@@ -167,6 +169,7 @@ func New(cfg Config) *Server {
 	s.registerCertificateRoutes()
 	s.registerOperationRoutes()
 	s.registerLogRoutes()
+	s.registerListenerRoutes()
 	s.registerOpenAPIRoute()
 	s.registerInternalRoutes()
 	return s

@@ -65,6 +65,9 @@ func operationCmds(g *globals) []*cobra.Command {
 				})
 			}
 		}
+		if r.use == "network" {
+			cmd.AddCommand(networkStatusCmd(g), networkDebugCmd(g))
+		}
 		if r.use == "protocol" {
 			cmd.AddCommand(protocolUploadCmd(g, r))
 		}

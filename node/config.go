@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,6 +46,9 @@ type Config struct {
 	LogMaxAge      time.Duration
 	LogMaxBytes    int64
 	RequestTimeout time.Duration
+	// AllowRemote lists the networks an MQTT_CLIENT component may connect to.
+	AllowRemote []string
+	allowRemote []netip.Prefix
 
 	// Raft tuning, mostly for tests; zero keeps the cluster package's defaults.
 	SnapshotThreshold uint64
@@ -55,6 +59,10 @@ type Config struct {
 	// FastGossip shortens gossip timers (tests on loopback).
 	FastGossip bool
 }
+
+// DefaultAllowRemote is --allow-remote's default: loopback and the private ranges, so that
+// an ops user cannot turn the cluster into a scanner of the internet (SPEC §4.3).
+var DefaultAllowRemote = []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"}
 
 // BindFlags declares the agent's flags on fs, with their defaults.
 func (c *Config) BindFlags(fs *pflag.FlagSet) {
@@ -73,6 +81,7 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&c.LogMaxAge, "log-max-age", 7*24*time.Hour, "how long this node keeps its access and system log records")
 	fs.Int64Var(&c.LogMaxBytes, "log-max-bytes", 1<<30, "how many bytes of access and system log records this node keeps; the oldest go first")
+	fs.StringSliceVar(&c.AllowRemote, "allow-remote", DefaultAllowRemote, "comma-separated CIDRs an MQTT_CLIENT network component may connect to (a host name is resolved and every address checked)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's /debug/pprof profiles on this address (off when empty; bind it to loopback)")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", auth.DefaultTokenTTL, "how long a login token stays valid")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", api.DefaultRequestTimeout, "how long a request may wait for a leader, a forward or a read barrier before answering 503")
@@ -166,6 +175,18 @@ func (c *Config) validate() error {
 	}
 	if c.LogMaxAge < 0 || c.LogMaxBytes < 0 {
 		errs = append(errs, errors.New("--log-max-age and --log-max-bytes must not be negative"))
+	}
+	if c.AllowRemote == nil {
+		c.AllowRemote = DefaultAllowRemote
+	}
+	c.allowRemote = nil
+	for _, cidr := range c.AllowRemote {
+		p, err := netip.ParsePrefix(strings.TrimSpace(cidr))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--allow-remote %q is not a CIDR like 10.0.0.0/8: %v", cidr, err))
+			continue
+		}
+		c.allowRemote = append(c.allowRemote, p.Masked())
 	}
 	if c.BlobStore == "" {
 		c.BlobStore = "file://" + filepath.Join(c.DataDir, "blobs")

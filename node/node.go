@@ -24,6 +24,7 @@ import (
 	"github.com/linkops/linkops/api"
 	"github.com/linkops/linkops/auth"
 	"github.com/linkops/linkops/cluster"
+	"github.com/linkops/linkops/dataplane"
 	"github.com/linkops/linkops/fsm"
 	"github.com/linkops/linkops/logs"
 	"github.com/linkops/linkops/resource"
@@ -46,6 +47,10 @@ type Node struct {
 	registry *prometheus.Registry
 	served   chan struct{}
 	pprof    *http.Server
+	// The data plane (listeners) runs from start until stop, before raft stops.
+	data     *dataplane.DataPlane
+	dataStop context.CancelFunc
+	dataDone chan struct{}
 }
 
 // Options are the parts of a node that are not configuration: where it writes its log
@@ -78,6 +83,7 @@ func New(cfg Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	cfg.NodeID = id
+	fileLimit, fileLimitErr := raiseFileLimit()
 	registry := prometheus.NewRegistry()
 	// Access and system logs stay on this node (SPEC §4.9); every log record is printed and
 	// also kept in the store, where the cluster-wide log API finds it.
@@ -90,6 +96,11 @@ func New(cfg Config, opts Options) (*Node, error) {
 	log := slog.New(logs.NewHandler(text, store)).With("node", id)
 
 	n := &Node{cfg: cfg, log: log, logs: store, out: opts.Console, registry: registry, served: make(chan struct{})}
+	if fileLimitErr != nil {
+		log.Warn("could not raise the open-file limit; each device connection needs a descriptor", "limit", fileLimit, "error", fileLimitErr)
+	} else {
+		log.Debug("open-file limit", "limit", fileLimit)
+	}
 	// go_gc_heap_live_bytes (the heap still reachable at the last GC) is what the state
 	// really costs; heap-in-use also counts garbage not yet collected.
 	registry.MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
@@ -156,6 +167,8 @@ func (n *Node) start() error {
 		return err
 	}
 	raftAdv = n.cluster.RaftAddr()
+	n.data = dataplane.New(dataplane.Config{NodeID: n.cfg.NodeID, Store: n.fsm.Store(), Registry: n.registry,
+		Log: n.log, AllowRemote: n.cfg.allowRemote})
 	tmp := filepath.Join(n.cfg.DataDir, "tmp")
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return err
@@ -165,6 +178,7 @@ func (n *Node) start() error {
 		Raft:           n.cluster,
 		Store:          n.fsm.Store(),
 		Logs:           n.logs,
+		Listeners:      n.data,
 		Logger:         n.log,
 		Registry:       n.registry,
 		TokenTTL:       n.cfg.TokenTTL,
@@ -181,6 +195,7 @@ func (n *Node) start() error {
 	if n.cfg.PprofAddr != "" {
 		n.startPprof()
 	}
+	n.startDataPlane()
 	n.log.Info("node started", "http", n.httpLn.Addr().String(), "raft", raftAdv, "version", Version, "data_dir", n.cfg.DataDir)
 	fmt.Fprintf(n.out, "linkops node %q is serving the API at http://%s\n", n.cfg.NodeID, apiAdv)
 	fmt.Fprintf(n.out, "log in with: linkops login --addr http://%s --username admin\n", apiAdv)
@@ -225,6 +240,11 @@ func (n *Node) stop(ctx context.Context) error {
 	} else if n.httpLn != nil {
 		_ = n.httpLn.Close()
 	}
+	if n.dataStop != nil {
+		// Before raft: listeners close their connections while the node is still a member.
+		n.dataStop()
+		<-n.dataDone
+	}
 	if n.cluster != nil {
 		if err := n.cluster.Shutdown(); err != nil {
 			errs = append(errs, err)
@@ -236,6 +256,25 @@ func (n *Node) stop(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// replayLimit bounds how long the data plane waits for the local log to be applied before
+// serving the state it has (see dataplane.WaitReplayed).
+const replayLimit = 10 * time.Second
+
+// startDataPlane runs the listeners once this node has applied the log it holds.
+func (n *Node) startDataPlane() {
+	ctx, cancel := context.WithCancel(context.Background())
+	n.dataStop, n.dataDone = cancel, make(chan struct{})
+	last := n.cluster.Status().LastIndex
+	go func() {
+		defer close(n.dataDone)
+		if !dataplane.WaitReplayed(ctx, n.fsm.AppliedIndex, last, replayLimit) && ctx.Err() == nil {
+			n.log.Warn("starting listeners before the local raft log is applied: no leader has confirmed it yet",
+				"applied", n.fsm.AppliedIndex(), "last_index", last)
+		}
+		n.data.Run(ctx)
+	}()
 }
 
 // initialize is leader-only work that runs once per cluster: it stores the token key and

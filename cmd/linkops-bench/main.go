@@ -38,6 +38,8 @@ type Result struct {
 	Target  string             `json:"target"`
 	Met     bool               `json:"met"`
 	Notes   string             `json:"notes,omitempty"`
+	// Date is when it was measured (a report keeps older results of benchmarks not rerun).
+	Date time.Time `json:"date,omitempty"`
 }
 
 // Report is what `make bench` writes.
@@ -51,12 +53,13 @@ type Report struct {
 
 func main() {
 	out := flag.String("out", "bench", "directory for report.md and report.json")
-	only := flag.String("only", "B1,B2,B6,B7", "comma-separated benchmarks to run")
+	only := flag.String("only", "B1,B2,B3,B4L,B6,B7", "comma-separated benchmarks to run (B4L: the MQTT listener's memory per idle connection)")
 	b6Records := flag.Int("b6-records", 1000000, "B6 access records ingested and queried")
 	b7Devices := flag.Int("b7-devices", 1000000, "B7 registered devices")
 	b1Duration := flag.Duration("b1-duration", 15*time.Second, "B1 measuring time")
 	b1Clients := flag.Int("b1-clients", 64, "B1 concurrent clients")
 	b2Trials := flag.Int("b2-trials", 20, "B2 leader kills")
+	b3Trials := flag.Int("b3-trials", 20, "B3 component enables")
 	flag.StringVar(&profileDir, "profile-dir", "", "B1: save an 8 s CPU profile of every node here")
 	flag.BoolVar(&leaderOnly, "b1-leader-only", false, "B1: send every write to the leader (no forwarding), to see what forwarding costs")
 	flag.Parse()
@@ -81,6 +84,9 @@ func main() {
 	}
 	if want["B2"] {
 		rep.Results = append(rep.Results, benchB2(bin, filepath.Join(tmp, "b2"), *b2Trials))
+	}
+	if want["B3"] {
+		rep.Results = append(rep.Results, benchB3(bin, filepath.Join(tmp, "b3"), *b3Trials))
 	}
 	if want["B6"] {
 		rep.Results = append(rep.Results, benchB6(filepath.Join(tmp, "b6"), *b6Records))
@@ -313,9 +319,30 @@ func percentile(d []time.Duration, p float64) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
+// writeReport writes rep, keeping the results of an earlier report for the benchmarks this
+// run did not measure (each result carries the date it was measured).
 func writeReport(dir string, rep Report) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
+	}
+	for i := range rep.Results {
+		if rep.Results[i].Date.IsZero() {
+			rep.Results[i].Date = rep.Date
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "report.json")); err == nil {
+		var old Report
+		if json.Unmarshal(b, &old) == nil {
+			for _, r := range old.Results {
+				if !slices.ContainsFunc(rep.Results, func(n Result) bool { return n.ID == r.ID }) {
+					if r.Date.IsZero() {
+						r.Date = old.Date
+					}
+					rep.Results = append(rep.Results, r)
+				}
+			}
+			slices.SortStableFunc(rep.Results, func(a, b Result) int { return strings.Compare(a.ID, b.ID) })
+		}
 	}
 	b, _ := json.MarshalIndent(rep, "", "  ")
 	if err := os.WriteFile(filepath.Join(dir, "report.json"), append(b, '\n'), 0o644); err != nil {
@@ -323,7 +350,7 @@ func writeReport(dir string, rep Report) error {
 	}
 	var md strings.Builder
 	fmt.Fprintf(&md, "# linkops benchmark report\n\n%s · %s · %s · took %s\n\n", rep.Date.Format(time.RFC3339), rep.Machine, rep.Go, rep.Duration)
-	fmt.Fprintf(&md, "| id | what | figures | target | met |\n|---|---|---|---|---|\n")
+	fmt.Fprintf(&md, "| id | what | figures | target | met | measured |\n|---|---|---|---|---|---|\n")
 	for _, r := range rep.Results {
 		keys := make([]string, 0, len(r.Figures))
 		for k := range r.Figures {
@@ -338,7 +365,7 @@ func writeReport(dir string, rep Report) error {
 		if r.Met {
 			met = "yes"
 		}
-		fmt.Fprintf(&md, "| %s | %s | %s | %s | %s |\n", r.ID, r.What, strings.Join(figs, ", "), r.Target, met)
+		fmt.Fprintf(&md, "| %s | %s | %s | %s | %s | %s |\n", r.ID, r.What, strings.Join(figs, ", "), r.Target, met, r.Date.Format("2006-01-02"))
 	}
 	if err := os.WriteFile(filepath.Join(dir, "report.md"), []byte(md.String()), 0o644); err != nil {
 		return err

@@ -1,0 +1,112 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/linkops/linkops/client"
+)
+
+var statusColumns = []column{{"NODE", "serverId"}, {"STATE", "state"}, {"ADDRESS", "address"}, {"CONNECTIONS", "connections"}, {"SINCE", "since"}, {"ERROR", "error"}}
+
+// networkStatusCmd is `linkops network status ID`: the component on every node.
+func networkStatusCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "status ID", Short: "Show the component's state on every node (running, failed with the error, stopped, not_configured, unreachable)",
+		Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			ctx, cancel := g.ctx()
+			defer cancel()
+			var out map[string]any
+			if _, err := g.client().Do(ctx, http.MethodGet, "/api/v1/network-components/"+url.PathEscape(args[0])+"/status", nil, &out); err != nil {
+				return err
+			}
+			return g.print(out, statusColumns)
+		},
+	}
+}
+
+// networkDebugCmd is `linkops network debug ID`: follows the component's debug stream
+// (网络组件调试) and prints one line per event until Ctrl-C.
+func networkDebugCmd(g *globals) *cobra.Command {
+	var node string
+	c := &cobra.Command{
+		Use:   "debug ID",
+		Short: "Follow what the component receives on every node: connects, disconnects and messages (Ctrl-C to stop)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			defer stop()
+			resp, err := g.client().Raw(ctx, http.MethodGet, "/api/v1/network-components/"+url.PathEscape(args[0])+"/debug"+client.Query("node", node), nil, "", nil)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			sc := bufio.NewScanner(resp.Body)
+			sc.Buffer(make([]byte, 64<<10), 1<<20)
+			var event string
+			for sc.Scan() {
+				line := sc.Text()
+				switch {
+				case strings.HasPrefix(line, "event: "):
+					event = strings.TrimPrefix(line, "event: ")
+				case strings.HasPrefix(line, "data: "):
+					data := strings.TrimPrefix(line, "data: ")
+					if g.output == "json" {
+						fmt.Fprintf(g.stdout, "{\"event\":%q,\"data\":%s}\n", event, data)
+					} else {
+						fmt.Fprintln(g.stdout, debugLine(event, data))
+					}
+				}
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err := sc.Err(); err != nil {
+				return fmt.Errorf("the debug stream broke: %w", err)
+			}
+			return fmt.Errorf("the node closed the debug stream")
+		},
+	}
+	c.Flags().StringVar(&node, "node", "", "only this node's events")
+	return c
+}
+
+// debugLine renders one event for people: time, node, event, then what it says.
+func debugLine(event, data string) string {
+	var d map[string]any
+	if json.Unmarshal([]byte(data), &d) != nil {
+		return event + " " + data
+	}
+	s := func(k string) string { v, _ := d[k].(string); return v }
+	switch event {
+	case "ready":
+		b, _ := json.Marshal(d["missing"])
+		return fmt.Sprintf("ready: streaming from %v; missing %s", d["nodes"], b)
+	case "dropped":
+		return fmt.Sprintf("dropped %v events (this reader was too slow) %s", d["count"], s("serverId"))
+	case "message":
+		p := s("payloadHex")
+		if len(p) > 128 {
+			p = p[:128] + "…"
+		}
+		return fmt.Sprintf("%s %s message %s topic=%q size=%v %s", s("time"), s("serverId"), s("remote"), s("topic"), d["size"], p)
+	}
+	line := fmt.Sprintf("%s %s %s %s", s("time"), s("serverId"), event, s("remote"))
+	if id := s("clientId"); id != "" {
+		line += " clientId=" + id
+	}
+	if r := s("reason"); r != "" {
+		line += " reason=" + r
+	}
+	return line
+}
