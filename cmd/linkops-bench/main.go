@@ -88,6 +88,9 @@ func main() {
 	if want["B3"] {
 		rep.Results = append(rep.Results, benchB3(bin, filepath.Join(tmp, "b3"), *b3Trials))
 	}
+	if want["B4L"] {
+		rep.Results = append(rep.Results, benchB4L())
+	}
 	if want["B6"] {
 		rep.Results = append(rep.Results, benchB6(filepath.Join(tmp, "b6"), *b6Records))
 	}
