@@ -150,6 +150,7 @@ func ruleTable(t *testing.T, ca *testutil.CA, localDir string) []ruleStep {
 		post("FIXED_LENGTH size 0", nc, tcp("d4", 9011, obj{"parserType": "FIXED_LENGTH"}), bad, vf, "configuration.parserConfiguration.size"),
 		post("LENGTH_FIELD length 5", nc, tcp("d5", 9011, obj{"parserType": "LENGTH_FIELD", "parserConfiguration": obj{"length": 5}}), bad, vf, "configuration.parserConfiguration.length"),
 		post("SCRIPT that does not compile", nc, tcp("d6", 9011, obj{"parserType": "SCRIPT", "parserConfiguration": obj{"script": "function ( {"}}), bad, vf, "configuration.parserConfiguration.script"),
+		post("SCRIPT without a split function", nc, tcp("d6b", 9012, obj{"parserType": "SCRIPT", "parserConfiguration": obj{"script": "var x = 1;"}}), bad, vf, "configuration.parserConfiguration.script"),
 		post("unknown parser", nc, tcp("d7", 9011, obj{"parserType": "MAGIC"}), bad, vf, "configuration.parserType"),
 		post("parser setting of another parser", nc, tcp("d8", 9011, obj{"parserType": "FIXED_LENGTH", "parserConfiguration": obj{"size": 4, "length": 2}}), bad, vf, "configuration.parserConfiguration.length"),
 		post("parser on an MQTT server", nc, obj{"name": "m", "type": "MQTT_SERVER", "configuration": obj{"port": 1884, "parserType": "DIRECT"}}, bad, vf, "configuration.parserType"),
