@@ -152,35 +152,73 @@ func (s *Server) localDebug(c echo.Context) error {
 	if err := out.json("ready", DebugReady{Nodes: []string{s.cfg.NodeID}, Missing: []cluster.Missing{}}); err != nil {
 		return nil
 	}
-	return pumpEvents(c.Request().Context(), out, sub, s.cfg.NodeID)
+	events := make(chan sseEvent, debugBuffer)
+	var dropped dropCounter
+	go relayLocal(c.Request().Context(), sub, s.cfg.NodeID, relayTo(events, &dropped))
+	writeEvents(c.Request().Context(), out, events, &dropped)
+	return nil
 }
 
-func pumpEvents(ctx context.Context, out *sse, sub *listeners.Subscription, node string) error {
+// relayTo returns a relay that never blocks: an event the reader has no room for is
+// counted in dropped.
+func relayTo(events chan sseEvent, dropped *dropCounter) func(sseEvent) {
+	return func(e sseEvent) {
+		select {
+		case events <- e:
+		default:
+			dropped.add(1)
+		}
+	}
+}
+
+// relayLocal hands this node's events of one subscription to relay until ctx ends,
+// reporting the hub's own drops as `dropped` events of this node.
+func relayLocal(ctx context.Context, sub *listeners.Subscription, node string, relay func(sseEvent)) {
+	defer sub.Close()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-sub.C:
+			relay(sseEvent{e.Kind, e.Data()})
+		case <-tick.C:
+			if n := sub.Dropped(); n > 0 {
+				b, _ := json.Marshal(DebugDropped{ServerID: node, Count: n})
+				relay(sseEvent{"dropped", b})
+			}
+		}
+	}
+}
+
+// writeEvents writes events to the reader until ctx ends or the reader goes away: each
+// second it reports events dropped for this reader, and after a quiet spell it sends a
+// keepalive comment.
+func writeEvents(ctx context.Context, out *sse, events <-chan sseEvent, dropped *dropCounter) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	lastWrite := time.Now()
 	for {
+		var err error
 		select {
 		case <-ctx.Done():
-			return nil
-		case e := <-sub.C:
-			if out.event(e.Kind, e.Data()) != nil {
-				return nil
-			}
-			lastWrite = time.Now()
+			return
+		case e := <-events:
+			err = out.event(e.name, e.data)
 		case <-tick.C:
-			if n := sub.Dropped(); n > 0 {
-				if out.json("dropped", DebugDropped{ServerID: node, Count: n}) != nil {
-					return nil
-				}
-				lastWrite = time.Now()
+			if n := dropped.take(); n > 0 {
+				err = out.json("dropped", DebugDropped{Count: n})
 			} else if time.Since(lastWrite) > debugKeepalive {
-				if out.comment("keepalive") != nil {
-					return nil
-				}
-				lastWrite = time.Now()
+				err = out.comment("keepalive")
+			} else {
+				continue
 			}
 		}
+		if err != nil {
+			return
+		}
+		lastWrite = time.Now()
 	}
 }
 
@@ -203,38 +241,14 @@ func (s *Server) componentDebug(c echo.Context) error {
 	defer cancel()
 	merged := make(chan sseEvent, debugBuffer)
 	var dropped dropCounter
-	relay := func(e sseEvent) {
-		select {
-		case merged <- e:
-		default:
-			dropped.add(1)
-		}
-	}
+	relay := relayTo(merged, &dropped)
 	want := c.QueryParam("node")
 	opened, missing := cluster.FanOut(ctx, s.cfg.Raft, want, s.cfg.RequestTimeout, func(octx context.Context, m cluster.Member) (bool, error) {
 		if _, ok := nc.Placement().For(m.ID); !ok {
 			return false, nil // the component is not configured there: nothing to stream
 		}
 		if m.ID == s.cfg.NodeID {
-			sub := s.cfg.Listeners.Subscribe(nc.ID, debugBuffer)
-			go func() {
-				defer sub.Close()
-				tick := time.NewTicker(time.Second)
-				defer tick.Stop()
-				for {
-					select {
-					case <-ctx.Done():
-						return
-					case e := <-sub.C:
-						relay(sseEvent{e.Kind, e.Data()})
-					case <-tick.C:
-						if n := sub.Dropped(); n > 0 {
-							b, _ := json.Marshal(DebugDropped{ServerID: m.ID, Count: n})
-							relay(sseEvent{"dropped", b})
-						}
-					}
-				}
-			}()
+			go relayLocal(ctx, s.cfg.Listeners.Subscribe(nc.ID, debugBuffer), m.ID, relay)
 			return true, nil
 		}
 		return true, s.openPeerDebug(ctx, octx, m.ID, nc.ID, relay)
@@ -251,32 +265,8 @@ func (s *Server) componentDebug(c echo.Context) error {
 	if out.json("ready", ready) != nil {
 		return nil
 	}
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	lastWrite := time.Now()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e := <-merged:
-			if out.event(e.name, e.data) != nil {
-				return nil
-			}
-			lastWrite = time.Now()
-		case <-tick.C:
-			if n := dropped.take(); n > 0 {
-				if out.json("dropped", DebugDropped{Count: n}) != nil {
-					return nil
-				}
-				lastWrite = time.Now()
-			} else if time.Since(lastWrite) > debugKeepalive {
-				if out.comment("keepalive") != nil {
-					return nil
-				}
-				lastWrite = time.Now()
-			}
-		}
-	}
+	writeEvents(ctx, out, merged, &dropped)
+	return nil
 }
 
 // openPeerDebug opens a peer's local stream and waits (under octx) for its ready event;
