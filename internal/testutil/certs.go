@@ -4,12 +4,16 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"testing"
 	"time"
+
+	"github.com/linkops/linkops/resource"
 )
 
 // Cert is a generated certificate with its key, PEM-encoded, and the parsed leaf.
@@ -92,4 +96,36 @@ func sign(t testing.TB, tmpl, parent *x509.Certificate, key, parentKey *ecdsa.Pr
 		Leaf:    leaf,
 		key:     key,
 	}
+}
+
+// Resource is the certificate as a certificate resource with a raft index (a higher
+// index is an update, as the supervisor sees it) and an optional trust bundle.
+func (c Cert) Resource(id string, index uint64, trust string) *resource.Certificate {
+	return &resource.Certificate{Meta: resource.Meta{ID: id, Index: index}, Cert: c.CertPEM, Key: c.KeyPEM, Trust: trust}
+}
+
+// Pair is the certificate and key as crypto/tls uses them.
+func (c Cert) Pair() tls.Certificate {
+	pair, err := tls.X509KeyPair([]byte(c.CertPEM), []byte(c.KeyPEM))
+	if err != nil {
+		panic(fmt.Sprintf("testutil: a generated certificate does not load: %v", err)) // cannot happen
+	}
+	return pair
+}
+
+// Pool is a certificate pool holding the CA.
+func (ca *CA) Pool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Leaf)
+	return pool
+}
+
+// ClientTLS is a client configuration that trusts the CA for "localhost" and presents
+// the given client certificates.
+func (ca *CA) ClientTLS(certs ...Cert) *tls.Config {
+	cfg := &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"}
+	for _, c := range certs {
+		cfg.Certificates = append(cfg.Certificates, c.Pair())
+	}
+	return cfg
 }

@@ -23,7 +23,7 @@ import (
 
 // certResource is a certificate resource as the supervisor loads it.
 func certResource(c testutil.Cert, index uint64, trust string) *resource.Certificate {
-	return &resource.Certificate{Meta: resource.Meta{ID: "cert1", Index: index}, Cert: c.CertPEM, Key: c.KeyPEM, Trust: trust}
+	return c.Resource("cert1", index, trust)
 }
 
 // dtlsSpec is a secure component whose server certificate, named cn, is issued by ca;

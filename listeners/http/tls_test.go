@@ -3,7 +3,6 @@ package httplistener_test
 import (
 	"bufio"
 	"crypto/tls"
-	"crypto/x509"
 	"net/http"
 	"runtime"
 	"strings"
@@ -17,32 +16,16 @@ import (
 )
 
 func certificate(index uint64, c testutil.Cert, trust string) *resource.Certificate {
-	return &resource.Certificate{Meta: resource.Meta{ID: "cert1", Index: index}, Cert: c.CertPEM, Key: c.KeyPEM, Trust: trust}
+	return c.Resource("cert1", index, trust)
 }
 
 func secureSpec(t *testing.T, cert *resource.Certificate) listeners.Spec {
 	t.Helper()
-	src, err := listeners.NewTLSSource(cert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := plainSpec()
-	spec.Config.Secure, spec.Config.CertID, spec.TLS = true, cert.ID, src
-	return spec
+	return listenertest.Secure(t, plainSpec(), cert)
 }
 
 func clientTLS(ca *testutil.CA, certs ...testutil.Cert) *tls.Config {
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Leaf)
-	cfg := &tls.Config{RootCAs: pool, ServerName: "localhost"}
-	for _, c := range certs {
-		pair, err := tls.X509KeyPair([]byte(c.CertPEM), []byte(c.KeyPEM))
-		if err != nil {
-			panic(err)
-		}
-		cfg.Certificates = append(cfg.Certificates, pair)
-	}
-	return cfg
+	return ca.ClientTLS(certs...)
 }
 
 // tlsConn is a TLS connection with its response reader.

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/linkops/linkops/listeners"
+	"github.com/linkops/linkops/resource"
 )
 
 // Recorder is a Handler that admits every connection (unless Refuse is set) and records
@@ -271,4 +272,16 @@ func Goroutines(t testing.TB, base, slack int) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Secure returns spec made secure with cert loaded as its TLS material, as the
+// supervisor would.
+func Secure(t testing.TB, spec listeners.Spec, cert *resource.Certificate) listeners.Spec {
+	t.Helper()
+	src, err := listeners.NewTLSSource(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Config.Secure, spec.Config.CertID, spec.TLS = true, cert.ID, src
+	return spec
 }

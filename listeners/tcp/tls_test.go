@@ -17,7 +17,7 @@ import (
 
 // certResource is a certificate resource as the supervisor would load it.
 func certResource(c testutil.Cert, index uint64, trust string) *resource.Certificate {
-	return &resource.Certificate{Meta: resource.Meta{ID: "c1", Index: index}, Cert: c.CertPEM, Key: c.KeyPEM, Trust: trust}
+	return c.Resource("c1", index, trust)
 }
 
 func tlsSpec(t *testing.T, cert *resource.Certificate) listeners.Spec {

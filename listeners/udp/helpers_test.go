@@ -48,7 +48,7 @@ func source(t *testing.T, ca *testutil.CA, cn string, trust string) (*listeners.
 }
 
 func certResource(c testutil.Cert, index uint64, trust string) *resource.Certificate {
-	return &resource.Certificate{Meta: resource.Meta{ID: "cert-1", Index: index}, Cert: c.CertPEM, Key: c.KeyPEM, Trust: trust}
+	return c.Resource("cert-1", index, trust)
 }
 
 func keyPair(t *testing.T, c testutil.Cert) tls.Certificate {
