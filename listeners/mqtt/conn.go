@@ -43,6 +43,7 @@ type conn struct {
 	w       wire
 	info    listeners.ConnInfo
 	session listeners.Session // set and used on the connection's own goroutine only
+	id      string            // the client id it is registered under (server.byID), under server.mu
 
 	mu      sync.Mutex
 	cl      *mochi.Client // from the CONNECT on

@@ -85,7 +85,7 @@ func (h *hook) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { retur
 // OnSessionEstablished: the CONNACK is out, downlinks may go.
 func (h *hook) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) {
 	if c := connOf(cl); c != nil {
-		h.s.takeOver(c)
+		h.s.takeOver(c, cl.ID)
 		c.connacked()
 	}
 }

@@ -189,8 +189,8 @@ func (s *server) track(raw net.Conn) *conn {
 func (s *server) untrack(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
-	if s.byID[c.info.ClientID] == c {
-		delete(s.byID, c.info.ClientID)
+	if c.id != "" && s.byID[c.id] == c {
+		delete(s.byID, c.id)
 	}
 	s.mu.Unlock()
 	s.wg.Done()
@@ -268,10 +268,14 @@ func (h errorsOnly) WithGroup(n string) slog.Handler      { return errorsOnly{h.
 // new client from mochi's map, and the next connection with that id then leaves an
 // orphan connected (seen under load with 20 quick reconnects). This registry is ours
 // and updated under one lock, so exactly one connection per client id survives.
-func (s *server) takeOver(c *conn) {
+//
+// The key is mochi's client id, which it assigns itself when a CONNECT has an empty one:
+// clients without an id never take each other over.
+func (s *server) takeOver(c *conn, id string) {
 	s.mu.Lock()
-	old := s.byID[c.info.ClientID]
-	s.byID[c.info.ClientID] = c
+	c.id = id
+	old := s.byID[id]
+	s.byID[id] = c
 	s.mu.Unlock()
 	if old != nil && old != c {
 		old.Close(takenOverReason)

@@ -54,3 +54,24 @@ func TestTakeoverClosesTheOldSession(t *testing.T) {
 		eventually(t, "newest session closed", func() bool { return len(last.closedReasons()) == 1 })
 	}
 }
+
+// Clients that connect without a client id get one of mochi's and never take each other
+// over: all of them stay connected.
+func TestEmptyClientIDsDoNotTakeOver(t *testing.T) {
+	h := &tracker{}
+	run := serve(t, plainSpec(), h)
+	const n = 5
+	for i := range n {
+		c := dialRaw(t, run.Addr)
+		if code := c.connect(t, 4, "", "u", "p"); code != 0 {
+			t.Fatalf("connection %d: CONNACK %#x", i, code)
+		}
+		h.session(t, i)
+	}
+	eventually(t, "every client counted", func() bool { return run.Env.Connections() == n })
+	for i := range n {
+		if r := h.session(t, i).closedReasons(); len(r) != 0 {
+			t.Fatalf("client %d without an id was closed: %q", i, r)
+		}
+	}
+}
