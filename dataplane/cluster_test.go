@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -39,10 +40,21 @@ func startCluster(t *testing.T, mutate ...func(i int, c *node.Config)) *cluster 
 	return &cluster{nodes: nodes, admin: nodes[0].Admin(t)}
 }
 
+// do sends a request through node1; a 503 no_leader (an election on a loaded machine:
+// nothing was sent to raft) is retried, any other error fails the test.
 func (c *cluster) do(t *testing.T, method, path string, body, out any) {
 	t.Helper()
-	if _, err := c.admin.Do(context.Background(), method, path, body, out); err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := c.admin.Do(context.Background(), method, path, body, out)
+		var p *client.Problem
+		if err == nil {
+			return
+		}
+		if !errors.As(err, &p) || p.Code != "no_leader" || time.Now().After(deadline) {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

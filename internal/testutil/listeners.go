@@ -163,15 +163,25 @@ func OpenDebug(t testing.TB, addr, token, id, node string) *DebugStream {
 	if node != "" {
 		u += "?node=" + url.QueryEscape(node)
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("open debug stream: %v", err)
-	}
-	if resp.StatusCode != http.StatusOK {
+	var resp *http.Response
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		var err error
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("open debug stream: %v", err)
+		}
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
 		resp.Body.Close()
-		t.Fatalf("debug stream: status %d", resp.StatusCode)
+		// 503: no leader for the read barrier yet (an election on a loaded machine).
+		if resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			t.Fatalf("debug stream: status %d", resp.StatusCode)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	d := &DebugStream{events: make(chan DebugEvent, 4096)}
 	go func() {
