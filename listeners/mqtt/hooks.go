@@ -57,6 +57,10 @@ func (h *hook) OnConnect(cl *mochi.Client, pk packets.Packet) error {
 		return h.refuse(cl, err)
 	}
 	c.session = s
+	// Registered here, before the CONNACK: a client cannot connect again before it has
+	// its CONNACK, so registrations follow the order of connections (after the CONNACK,
+	// an older connection's hook could run after a newer one's and close the newer).
+	h.s.takeOver(c, cl.ID)
 	return nil
 }
 
@@ -85,7 +89,6 @@ func (h *hook) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { retur
 // OnSessionEstablished: the CONNACK is out, downlinks may go.
 func (h *hook) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) {
 	if c := connOf(cl); c != nil {
-		h.s.takeOver(c, cl.ID)
 		c.connacked()
 	}
 }
