@@ -203,8 +203,11 @@ func start(t testing.TB, l listeners.Listener, spec listeners.Spec, h listeners.
 
 // Errors is how many problems the listener counted for reason (env.Error, or a handler
 // refusal: no_gateway, unauthorized, …), as linkops_listener_errors_total shows them.
-func (r *Running) Errors(reason string) float64 {
-	mfs, err := r.reg.Gather()
+func (r *Running) Errors(reason string) float64 { return ErrorCount(r.reg, reason) }
+
+// ErrorCount is the value of linkops_listener_errors_total{reason} in a registry.
+func ErrorCount(reg prometheus.Gatherer, reason string) float64 {
+	mfs, err := reg.Gather()
 	if err != nil {
 		return 0
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/linkops/linkops/listeners"
+	"github.com/linkops/linkops/listeners/listenertest"
 	"github.com/linkops/linkops/listeners/mqttclient"
 	"github.com/linkops/linkops/resource"
 )
@@ -284,22 +285,7 @@ func (n *node) waitErr(t testing.TB, s string) error {
 }
 
 // counted is the value of linkops_listener_errors_total{reason}.
-func (n *node) counted(reason string) float64 {
-	mfs, _ := n.reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() != "linkops_listener_errors_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "reason" && l.GetValue() == reason {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
-}
+func (n *node) counted(reason string) float64 { return listenertest.ErrorCount(n.reg, reason) }
 
 // Stop ends the node and checks that Serve returned nil within 10 s. It is idempotent.
 func (n *node) Stop(t testing.TB) {
