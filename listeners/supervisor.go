@@ -26,10 +26,10 @@ const (
 type Status struct {
 	ServerID    string     `json:"serverId"`
 	State       string     `json:"state"`
-	Error       string     `json:"error,omitempty"`
-	Address     string     `json:"address,omitempty"`
+	Error       string     `json:"error"`
+	Address     string     `json:"address"`
 	Connections int64      `json:"connections"`
-	Since       *time.Time `json:"since,omitempty"`
+	Since       *time.Time `json:"since"` // null until the state first changed here
 }
 
 // Backoff bounds of a listener that failed (SPEC §4.3.1: capped at 5 s).
