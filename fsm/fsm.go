@@ -70,6 +70,8 @@ func (f *FSM) Apply(l *raft.Log) any {
 		return decodeThen(l.Index, "set-state", body, func(r *SetStateRequest) any { return f.applySetState(l.Index, r, ignorable) })
 	case BatchCreateType:
 		return decodeThen(l.Index, "batch create", body, func(r *BatchCreateRequest) any { return f.applyBatchCreate(l.Index, r, ignorable) })
+	case PresenceType:
+		return decodeThen(l.Index, "presence", body, func(r *PresenceRequest) any { return f.applyPresence(l.Index, r) })
 	}
 	return f.unknown(l.Index, fmt.Sprintf("type %d", t), ignorable)
 }
@@ -360,6 +362,11 @@ func (f *FSM) applyDelete(index uint64, req *DeleteRequest, ignorable bool) any 
 	}
 	if err := txn.Delete(kind.Name, old); err != nil {
 		return fmt.Errorf("delete %s %q: %w", kind.Name, req.ID, err)
+	}
+	if kind == resource.Devices {
+		if err := deletePresence(txn, req.ID); err != nil {
+			return err
+		}
 	}
 	txn.Commit()
 	return nil

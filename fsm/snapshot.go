@@ -37,6 +37,7 @@ type snapshotHeader struct {
 
 type snapshotRecord struct {
 	Meta     *metaEntry      `json:"meta,omitempty"`
+	Presence *Presence       `json:"presence,omitempty"`
 	Kind     string          `json:"kind,omitempty"`
 	Object   json.RawMessage `json:"object,omitempty"`
 	Checksum string          `json:"checksum,omitempty"`
@@ -91,6 +92,16 @@ func writeSnapshot(w io.Writer, txn *memdb.Txn, index uint64) error {
 			return err
 		}
 	}
+	// Presence is kept, so a restarted node knows which sessions it held and releases them.
+	it, err = txn.Get(presenceTable, "id")
+	if err != nil {
+		return err
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if err := enc.Encode(snapshotRecord{Presence: raw.(*Presence)}); err != nil {
+			return err
+		}
+	}
 	for _, k := range resource.Kinds() {
 		it, err := txn.Get(k.Name, "id")
 		if err != nil {
@@ -133,6 +144,7 @@ func VerifySnapshot(r io.Reader) (SnapshotSummary, error) {
 // snapshotSink receives the decoded records of a snapshot.
 type snapshotSink interface {
 	meta(e *metaEntry) error
+	presence(p *Presence) error
 	object(kind *resource.Kind, obj resource.Object) error
 	// done checks the header's per-kind counts against what was received.
 	done(counts map[string]int) error
@@ -145,6 +157,8 @@ type txnSink struct {
 }
 
 func (s txnSink) meta(e *metaEntry) error { return s.txn.Insert(metaTable, e) }
+
+func (s txnSink) presence(p *Presence) error { return s.txn.Insert(presenceTable, p) }
 
 func (s txnSink) object(kind *resource.Kind, obj resource.Object) error {
 	s.counts.move(kind, nil, obj)
@@ -164,6 +178,13 @@ type verifySink struct {
 }
 
 func (s *verifySink) meta(*metaEntry) error { return nil }
+
+func (s *verifySink) presence(p *Presence) error {
+	if p.DeviceID == "" {
+		return fmt.Errorf("a presence record without a device id")
+	}
+	return nil
+}
 
 func (s *verifySink) object(kind *resource.Kind, obj resource.Object) error {
 	ids := s.ids[kind.Name]
@@ -237,6 +258,10 @@ func readSnapshot(r io.Reader, sink snapshotSink) (SnapshotSummary, error) {
 			return sum, sink.done(sum.Counts)
 		case rec.Meta != nil:
 			if err := sink.meta(rec.Meta); err != nil {
+				return sum, fmt.Errorf("%w: line %d: %v", ErrBadSnapshot, line, err)
+			}
+		case rec.Presence != nil:
+			if err := sink.presence(rec.Presence); err != nil {
 				return sum, fmt.Errorf("%w: line %d: %v", ErrBadSnapshot, line, err)
 			}
 		default:

@@ -133,6 +133,7 @@ func schema() *memdb.DBSchema {
 		countsTable: {Name: countsTable, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
 		}},
+		presenceTable: presenceSchema(),
 	}}
 	for _, k := range resource.Kinds() {
 		// The id index reads Base().ID directly: memdb's StringFieldIndex looks the field up
