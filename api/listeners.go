@@ -174,17 +174,23 @@ func relayTo(events chan sseEvent, dropped *dropCounter) func(sseEvent) {
 // relayLocal hands this node's events of one subscription to relay until ctx ends,
 // reporting the hub's own drops as `dropped` events of this node.
 func relayLocal(ctx context.Context, sub *listeners.Subscription, node string, relay func(sseEvent)) {
-	defer sub.Close()
+	relayEvents(ctx, sub.C, sub.Close, sub.Dropped, node, relay, func(e listeners.Event) sseEvent { return sseEvent{e.Kind, e.Data()} })
+}
+
+// relayEvents hands a local subscription's events to relay until ctx ends, reporting
+// the subscription's own drops as `dropped` events of this node.
+func relayEvents[T any](ctx context.Context, events <-chan T, closeSub func(), droppedSince func() int64, node string, relay func(sseEvent), toSSE func(T) sseEvent) {
+	defer closeSub()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case e := <-sub.C:
-			relay(sseEvent{e.Kind, e.Data()})
+		case e := <-events:
+			relay(toSSE(e))
 		case <-tick.C:
-			if n := sub.Dropped(); n > 0 {
+			if n := droppedSince(); n > 0 {
 				b, _ := json.Marshal(DebugDropped{ServerID: node, Count: n})
 				relay(sseEvent{"dropped", b})
 			}
@@ -251,7 +257,7 @@ func (s *Server) componentDebug(c echo.Context) error {
 			go relayLocal(ctx, s.cfg.Listeners.Subscribe(nc.ID, debugBuffer), m.ID, relay)
 			return true, nil
 		}
-		return true, s.openPeerDebug(ctx, octx, m.ID, nc.ID, relay)
+		return true, s.openPeerStream(ctx, octx, m.ID, internalComponentsPath+url.PathEscape(nc.ID)+"/debug", relay)
 	})
 	ready := DebugReady{Nodes: []string{}, Missing: []cluster.Missing{}}
 	for id, streaming := range opened {
@@ -269,10 +275,10 @@ func (s *Server) componentDebug(c echo.Context) error {
 	return nil
 }
 
-// openPeerDebug opens a peer's local stream and waits (under octx) for its ready event;
-// the events that follow are relayed until ctx ends.
-func (s *Server) openPeerDebug(ctx, octx context.Context, node, id string, relay func(sseEvent)) error {
-	resp, err := s.cfg.Raft.StreamNode(ctx, node, cluster.Call{Path: internalComponentsPath + url.PathEscape(id) + "/debug"})
+// openPeerStream opens a peer's local event stream at path and waits (under octx) for its
+// ready event; the events that follow are relayed until ctx ends.
+func (s *Server) openPeerStream(ctx, octx context.Context, node, path string, relay func(sseEvent)) error {
+	resp, err := s.cfg.Raft.StreamNode(ctx, node, cluster.Call{Path: path})
 	if err != nil {
 		return err
 	}
@@ -295,11 +301,11 @@ func (s *Server) openPeerDebug(ctx, octx context.Context, node, id string, relay
 	select {
 	case e, ok := <-events:
 		if !ok || e.name != "ready" {
-			return errors.New("the node's debug stream ended before it was ready")
+			return errors.New("the node's event stream ended before it was ready")
 		}
 		return nil
 	case <-octx.Done():
-		return fmt.Errorf("the node's debug stream did not open: %w", octx.Err())
+		return fmt.Errorf("the node's event stream did not open: %w", octx.Err())
 	}
 }
 

@@ -56,6 +56,15 @@ func (s *Server) registerOperationRoutes() {
 			d.KeepSession(old)
 			return d.Validate("")
 		},
+		presentPage: func(c echo.Context, devices []*resource.Device) []*resource.Device {
+			out := make([]*resource.Device, len(devices))
+			for i, d := range devices {
+				out[i] = resource.Copy(d)
+			}
+			s.presentDevices(c.Request().Context(), out)
+			return out
+		},
+		filters: map[string]func(resource.Object) string{"state": s.deviceState},
 	})
 	s.add(&Route{Method: http.MethodPost, Path: "/api/v1/devices/batch", Access: Admin, Tag: "devices", Status: http.StatusCreated,
 		BodyLimit: MaxBatchBodyBytes, Summary: fmt.Sprintf("Create up to %d devices at once, all or none", resource.MaxBatchDevices),

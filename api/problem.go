@@ -11,6 +11,7 @@ import (
 	"github.com/linkops/linkops/cluster"
 	"github.com/linkops/linkops/fsm"
 	"github.com/linkops/linkops/resource"
+	"github.com/linkops/linkops/session"
 )
 
 // Problem is an RFC 9457 problem detail. Code is the stable snake_case word clients match.
@@ -82,6 +83,12 @@ func toProblem(err error) (p *Problem, internal bool) {
 			p.Errors = resource.Errors{{Field: re.Field, Message: re.Message}}
 		}
 		return p, false
+	case errors.Is(err, errDeviceOffline), errors.Is(err, session.ErrOffline):
+		return problem(http.StatusConflict, "device_offline", "the device is offline or has never connected"), false
+	case errors.Is(err, errDeviceTimeout), errors.Is(err, session.ErrTimeout):
+		return problem(http.StatusGatewayTimeout, "device_timeout", "the device did not answer in time"), false
+	case errors.Is(err, session.ErrNoDownlink):
+		return problem(http.StatusConflict, "device_no_downlink", "%v: the device can only send", err), false
 	case errors.Is(err, cluster.ErrOutcomeUnknown):
 		return problem(http.StatusServiceUnavailable, "outcome_unknown", "the write may or may not have been applied: leadership changed while it was in flight; read the resource before retrying"), false
 	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrNotLeader):

@@ -40,6 +40,11 @@ type collection[T resource.Named] struct {
 	present func(c echo.Context, obj T) T
 	// createRoute adjusts the create route (body limit, request description).
 	createRoute func(r *Route)
+	// presentPage completes a page of records at once (devices join their session fields
+	// with one fan-out per page); it returns copies, never the stored objects.
+	presentPage func(c echo.Context, objs []T) []T
+	// filters override the kind's list filters (a device's state is not in its record).
+	filters map[string]func(resource.Object) string
 }
 
 func (col collection[T]) decodeBody(c echo.Context, obj T) error {
@@ -51,6 +56,14 @@ func (col collection[T]) decodeBody(c echo.Context, obj T) error {
 
 // out prepares a stored record for a response: secrets cleared, derived fields added.
 func (col collection[T]) out(c echo.Context, obj T) T {
+	obj = col.outOne(c, obj)
+	if col.presentPage != nil {
+		obj = col.presentPage(c, []T{obj})[0]
+	}
+	return obj
+}
+
+func (col collection[T]) outOne(c echo.Context, obj T) T {
 	obj = resource.Redacted(obj)
 	if col.present != nil {
 		obj = col.present(c, obj)
@@ -245,7 +258,11 @@ func listHandler[T resource.Named](s *Server, c echo.Context, col collection[T])
 		}
 		match := true
 		for name, want := range filters {
-			if !strings.EqualFold(col.kind.Filters[name](o), want) {
+			get := col.kind.Filters[name]
+			if f, ok := col.filters[name]; ok {
+				get = f
+			}
+			if !strings.EqualFold(get(o), want) {
 				match = false
 				break
 			}
@@ -274,7 +291,10 @@ func listHandler[T resource.Named](s *Server, c echo.Context, col collection[T])
 	out := List[T]{Items: []T{}, Total: len(items), Page: page, PageSize: size}
 	start := (page - 1) * size
 	for i := start; i < len(items) && i < start+size; i++ {
-		out.Items = append(out.Items, col.out(c, items[i].(T)))
+		out.Items = append(out.Items, col.outOne(c, items[i].(T)))
+	}
+	if col.presentPage != nil {
+		out.Items = col.presentPage(c, out.Items)
 	}
 	return c.JSON(http.StatusOK, out)
 }

@@ -59,6 +59,8 @@ type Config struct {
 	Logs *logs.Store
 	// Listeners is this node's data plane: listener status and debug events.
 	Listeners Listeners
+	// Sessions is this node's device sessions: downlinks, reports, message streams.
+	Sessions Sessions
 	Logger    *slog.Logger
 	Registry  *prometheus.Registry
 	// TokenTTL is how long login tokens last.
@@ -170,6 +172,7 @@ func New(cfg Config) *Server {
 	s.registerOperationRoutes()
 	s.registerLogRoutes()
 	s.registerListenerRoutes()
+	s.registerDeviceRoutes()
 	s.registerOpenAPIRoute()
 	s.registerInternalRoutes()
 	return s

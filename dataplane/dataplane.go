@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/linkops/linkops/fsm"
+	"github.com/linkops/linkops/gateway"
 	"github.com/linkops/linkops/listeners"
 	"github.com/linkops/linkops/listeners/coap"
 	httplistener "github.com/linkops/linkops/listeners/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/linkops/linkops/listeners/udp"
 	"github.com/linkops/linkops/listeners/websocket"
 	"github.com/linkops/linkops/resource"
+	"github.com/linkops/linkops/session"
 )
 
 // Types is the one table of listener implementations, by component type. An eighth
@@ -39,30 +41,86 @@ type Config struct {
 	Registry    prometheus.Registerer
 	Log         *slog.Logger
 	AllowRemote []netip.Prefix
+	// Propose writes a command through raft, forwarded to the leader from a follower:
+	// the data plane proposes presence changes, never writes the state itself.
+	Propose func(ctx context.Context, cmd []byte) error
+	// PropertiesPath is the file of this node's latest device properties ("": memory).
+	PropertiesPath string
+	// PoolSize is the number of sandboxes per uploaded codec (0: the default).
+	PoolSize int
 }
 
 // DataPlane is this node's device side.
 type DataPlane struct {
-	hub *listeners.Hub
-	sup *listeners.Supervisor
+	cfg      Config
+	hub      *listeners.Hub
+	sup      *listeners.Supervisor
+	sessions *session.Manager
+	gateways *gateway.Runtime
+	props    *session.Properties
 }
 
 // New assembles the data plane; nothing listens until Run.
-func New(cfg Config) *DataPlane {
+func New(cfg Config) (*DataPlane, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	props := session.NewMemoryProperties()
+	if cfg.PropertiesPath != "" {
+		var err error
+		if props, err = session.OpenProperties(cfg.PropertiesPath, cfg.Log); err != nil {
+			return nil, err
+		}
+	}
+	sessions := session.NewManager(session.Config{NodeID: cfg.NodeID, Store: cfg.Store, Propose: cfg.Propose,
+		Properties: props, Log: cfg.Log.With("component", "sessions"), Metrics: session.NewMetrics(cfg.Registry)})
+	gateways := gateway.New(gateway.Config{NodeID: cfg.NodeID, Store: cfg.Store, Sessions: sessions,
+		Metrics: gateway.NewMetrics(cfg.Registry), Log: cfg.Log.With("component", "gateways"), PoolSize: cfg.PoolSize})
 	hub := listeners.NewHub()
-	return &DataPlane{hub: hub, sup: listeners.NewSupervisor(listeners.SupervisorConfig{
-		NodeID:      cfg.NodeID,
-		Store:       cfg.Store,
-		Types:       Types,
-		Hub:         hub,
-		Metrics:     listeners.NewMetrics(cfg.Registry),
-		Log:         cfg.Log,
-		AllowRemote: cfg.AllowRemote,
-	})}
+	return &DataPlane{cfg: cfg, hub: hub, sessions: sessions, gateways: gateways, props: props,
+		sup: listeners.NewSupervisor(listeners.SupervisorConfig{
+			NodeID:      cfg.NodeID,
+			Store:       cfg.Store,
+			Types:       Types,
+			Hub:         hub,
+			Handler:     gateways.Handler,
+			Metrics:     listeners.NewMetrics(cfg.Registry),
+			Log:         cfg.Log,
+			AllowRemote: cfg.AllowRemote,
+		})}, nil
 }
 
-// Run serves until ctx ends and every listener has stopped.
-func (d *DataPlane) Run(ctx context.Context) { d.sup.Run(ctx) }
+// Run serves until ctx ends. Stopping, listeners close first (their sessions go offline),
+// then the presence queue is flushed while raft still runs, then the properties file.
+func (d *DataPlane) Run(ctx context.Context) {
+	sessCtx, stopSessions := context.WithCancel(context.Background())
+	sessDone := make(chan struct{})
+	go func() { defer close(sessDone); d.sessions.Run(sessCtx) }()
+	propsStop, propsDone := make(chan struct{}), make(chan struct{})
+	go func() { defer close(propsDone); d.props.Run(propsStop) }()
+	gwDone := make(chan struct{})
+	go func() { defer close(gwDone); d.gateways.Run(ctx) }()
+	d.sup.Run(ctx)
+	<-gwDone
+	stopSessions()
+	<-sessDone
+	close(propsStop)
+	<-propsDone
+	if err := d.props.Close(); err != nil {
+		d.cfg.Log.Error("closing the device properties file failed", "error", err)
+	}
+}
+
+// Close releases what New opened (the properties file) when Run never ran or has returned.
+func (d *DataPlane) Close() error { return d.props.Close() }
+
+// Sessions is this node's session manager (downlinks, device records, message streams).
+func (d *DataPlane) Sessions() *session.Manager { return d.sessions }
+
+// Reaper is the leader routine that releases the sessions of dead nodes.
+func (d *DataPlane) Reaper(dead func() []string) *session.Reaper {
+	return &session.Reaper{Store: d.cfg.Store, Dead: dead, Propose: d.cfg.Propose, Log: d.cfg.Log.With("component", "reaper")}
+}
 
 // ComponentStatus is this node's state of a component.
 func (d *DataPlane) ComponentStatus(c *resource.NetworkComponent) listeners.Status {

@@ -138,6 +138,17 @@ func (t *tappedSession) Receive(ctx context.Context, f Frame) (*Reply, error) {
 	return r, err
 }
 
+// AuthorizeSubscribe asks the inner session, if it has a say (SubscribeAuthorizer);
+// a refusal is counted as unauthorized.
+func (t *tappedSession) AuthorizeSubscribe(filter string) bool {
+	a, ok := t.s.(SubscribeAuthorizer)
+	if !ok || a.AuthorizeSubscribe(filter) {
+		return true
+	}
+	t.env.m.error("unauthorized")
+	return false
+}
+
 func (t *tappedSession) Closed(reason string) {
 	t.once.Do(func() {
 		t.env.closed(t.info, reason)

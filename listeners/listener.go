@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/netip"
+	"net/url"
 
 	"github.com/linkops/linkops/resource"
 )
@@ -98,9 +99,12 @@ type ConnInfo struct {
 	Username    string
 	Password    string
 	MQTTVersion byte
-	// HTTP and WebSocket: the request (for WebSocket, the upgrade request).
+	// HTTP and WebSocket: the request (for WebSocket, the upgrade request). Query is
+	// the request's parsed query (devices may authenticate with ?token=); never nil for
+	// these transports.
 	Method string
 	Path   string
+	Query  url.Values
 	Header http.Header
 	// TLS reports whether the connection is encrypted (TLS or DTLS).
 	TLS bool
@@ -145,4 +149,14 @@ type Session interface {
 	Receive(ctx context.Context, f Frame) (*Reply, error)
 	// Closed is called once when the connection ends, whoever ended it.
 	Closed(reason string)
+}
+
+// SubscribeAuthorizer is implemented by a Session that limits what its connection may
+// subscribe to (SPEC §5.2: a device subscribes only to its own topics). MQTT asks it for
+// every SUBSCRIBE filter, on the connection's own goroutine; false answers that filter
+// with a failure SUBACK (0x80 on 3.x, 0x87 "not authorized" on 5.0) and keeps the
+// connection. A Session that does not implement it may subscribe to anything (except
+// what the listener refuses by itself: $-topics, too many filters).
+type SubscribeAuthorizer interface {
+	AuthorizeSubscribe(filter string) bool
 }

@@ -138,6 +138,14 @@ func (n *Node) start() error {
 		n.log.Warn("no --cluster-key: gossip is unencrypted and raft and internal calls are not authenticated; set one in production")
 	}
 	n.fsm = fsm.New(n.log.With("component", "fsm"))
+	// Before the cluster: its leader routines use the data plane. Nothing it does calls
+	// raft before Run.
+	n.data, err = dataplane.New(dataplane.Config{NodeID: n.cfg.NodeID, Store: n.fsm.Store(), Registry: n.registry,
+		Log: n.log, AllowRemote: n.cfg.allowRemote, Propose: n.propose,
+		PropertiesPath: filepath.Join(n.cfg.DataDir, "devices.db")})
+	if err != nil {
+		return err
+	}
 	n.cluster, err = cluster.New(cluster.Config{
 		NodeID:            n.cfg.NodeID,
 		DataDir:           n.cfg.DataDir,
@@ -161,14 +169,15 @@ func (n *Node) start() error {
 		TrailingLogs:      n.cfg.TrailingLogs,
 		HeartbeatTimeout:  n.cfg.HeartbeatTimeout,
 		ElectionTimeout:   n.cfg.ElectionTimeout,
-		LeaderRoutines:    []cluster.LeaderRoutine{{Name: "initialize", Run: n.initialize}},
+		LeaderRoutines: []cluster.LeaderRoutine{
+			{Name: "initialize", Run: n.initialize},
+			{Name: "release-dead-sessions", Run: func(ctx context.Context) { n.data.Reaper(n.deadNodes).Run(ctx) }},
+		},
 	})
 	if err != nil {
 		return err
 	}
 	raftAdv = n.cluster.RaftAddr()
-	n.data = dataplane.New(dataplane.Config{NodeID: n.cfg.NodeID, Store: n.fsm.Store(), Registry: n.registry,
-		Log: n.log, AllowRemote: n.cfg.allowRemote})
 	tmp := filepath.Join(n.cfg.DataDir, "tmp")
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return err
@@ -179,6 +188,7 @@ func (n *Node) start() error {
 		Store:          n.fsm.Store(),
 		Logs:           n.logs,
 		Listeners:      n.data,
+		Sessions:       n.data.Sessions(),
 		Logger:         n.log,
 		Registry:       n.registry,
 		TokenTTL:       n.cfg.TokenTTL,
@@ -245,6 +255,11 @@ func (n *Node) stop(ctx context.Context) error {
 		n.dataStop()
 		<-n.dataDone
 	}
+	if n.data != nil {
+		if err := n.data.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if n.cluster != nil {
 		if err := n.cluster.Shutdown(); err != nil {
 			errs = append(errs, err)
@@ -275,6 +290,32 @@ func (n *Node) startDataPlane() {
 		}
 		n.data.Run(ctx)
 	}()
+}
+
+// propose writes a data-plane command (presence) through raft: applied here on the
+// leader, sent to the leader's internal API from a follower.
+func (n *Node) propose(ctx context.Context, cmd []byte) error {
+	_, err := n.cluster.Apply(ctx, cmd)
+	if !errors.Is(err, cluster.ErrNotLeader) {
+		return err
+	}
+	_, leader := n.cluster.Leader()
+	if leader == "" {
+		return cluster.ErrNoLeader
+	}
+	return n.cluster.CallNode(ctx, leader, cluster.Call{Method: http.MethodPost, Path: api.InternalProposePath,
+		Body: api.ProposeRequest{Command: cmd}}, nil)
+}
+
+// deadNodes are the members gossip has declared dead.
+func (n *Node) deadNodes() []string {
+	var out []string
+	for _, m := range n.cluster.Peers() {
+		if m.Status == cluster.StatusDead {
+			out = append(out, m.ID)
+		}
+	}
+	return out
 }
 
 // initialize is leader-only work that runs once per cluster: it stores the token key and

@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -66,6 +69,8 @@ type engine struct {
 	describe goja.Callable
 	decode   goja.Callable
 	encode   goja.Callable
+	// authenticate is nil when the codec exports none.
+	authenticate goja.Callable
 }
 
 // DecodeInput is what decode receives, as a JavaScript object with these JSON names and
@@ -83,6 +88,25 @@ type DecodeInput struct {
 type DecodeResult struct {
 	Messages []map[string]any `json:"messages"`
 	Errors   []string         `json:"errors,omitempty"`
+}
+
+// AuthInput is what authenticate receives, as a JavaScript object with these JSON names
+// (SPEC §4.4.1). Password is a string: MQTT passwords are bytes, and bytes that are not
+// UTF-8 reach the codec as U+FFFD.
+type AuthInput struct {
+	Transport string `json:"transport"`
+	ClientID  string `json:"clientId"`
+	Username  string `json:"username"`
+	Password  string `json:"password"`
+	Remote    string `json:"remote"` // the peer's address, host:port
+}
+
+// AuthResult is what authenticate returned: {success, deviceId, message}. DeviceID is set
+// whenever Success is; Message is the codec's reason, for the log.
+type AuthResult struct {
+	Success  bool   `json:"success"`
+	DeviceID string `json:"deviceId"`
+	Message  string `json:"message"`
 }
 
 // EncodeResult is what encode returned: {topic: "...", bytes: [...]}.
@@ -104,23 +128,43 @@ func Verify(zipBytes []byte) (*Package, error) {
 }
 
 // Compile loads a package's codec into a new sandbox: it evaluates the script, bounded by
-// LoadTimeout, and finds decode and encode. It returns an *Error with Field "codec" when the
-// script does not compile, throws, does not finish, or lacks either function.
+// LoadTimeout, and finds decode, encode and the optional authenticate. It returns an *Error
+// with Field "codec" when the script does not compile, throws, does not finish, lacks decode
+// or encode, or exports something other than a function under one of the three names.
 func Compile(p *Package) (*Codec, error) {
+	file, prg, err := compileCodec(p)
+	if err != nil {
+		return nil, err
+	}
+	e, err := loadEngine(file, prg)
+	if err != nil {
+		return nil, err
+	}
+	return &Codec{turn: make(chan struct{}, 1), engine: e}, nil
+}
+
+// compileCodec compiles a package's codec once; each runtime then loads the program.
+func compileCodec(p *Package) (string, *goja.Program, error) {
 	file := p.Manifest.Main
 	if file == "" {
 		file = defaultMain
 	}
 	if !utf8.ValidString(p.Source) {
-		return nil, codecError("%s is not UTF-8 text", file)
+		return "", nil, codecError("%s is not UTF-8 text", file)
 	}
 	prg, err := compileScript(file, p.Source)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
+	return file, prg, nil
+}
+
+// loadEngine makes a new runtime with the prelude and the codec loaded, bounded by
+// LoadTimeout.
+func loadEngine(file string, prg *goja.Program) (*engine, error) {
 	e := &engine{rt: goja.New(), file: file}
 	e.rt.SetMaxCallStackSize(maxCallStack)
-	_, err = bounded(context.Background(), e.rt, LoadTimeout, func() {}, func() (struct{}, error) {
+	_, err := bounded(context.Background(), e.rt, LoadTimeout, func() {}, func() (struct{}, error) {
 		return struct{}{}, e.load(prg)
 	})
 	if errors.Is(err, errStuck) {
@@ -129,7 +173,7 @@ func Compile(p *Package) (*Codec, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Codec{turn: make(chan struct{}, 1), engine: e}, nil
+	return e, nil
 }
 
 // compileScript compiles the codec, turning a syntax error into one naming its position.
@@ -164,7 +208,8 @@ func compileScript(file, src string) (prg *goja.Program, err error) {
 	return nil, codecError("%s does not compile: %v", file, err)
 }
 
-// load runs the prelude and the codec and binds decode and encode. It runs inside bounded.
+// load runs the prelude and the codec and binds decode, encode and authenticate. It runs
+// inside bounded.
 func (e *engine) load(prg *goja.Program) (err error) {
 	defer func() {
 		if x := recover(); x != nil {
@@ -189,22 +234,34 @@ func (e *engine) load(prg *goja.Program) (err error) {
 	// An array the prelude built, holding strings and its own functions: reading it runs
 	// no codec code.
 	found := v.(*goja.Object)
-	for i, name := range []string{"decode", "encode"} {
+	for i, name := range []string{"decode", "encode", "authenticate"} {
 		kind := found.Get(strconv.Itoa(3 * i)).String()
 		where := found.Get(strconv.Itoa(3*i + 1)).String()
 		switch kind {
 		case "function":
 		case "undefined":
+			if name == "authenticate" {
+				continue // optional: without it the official authentication applies
+			}
 			return codecError("%s defines no %s function: declare function %s(...) {...} or set module.exports.%s",
 				e.file, name, name, name)
 		default:
-			return codecError("%s: %s is a %s, not a function", e.file, where, kind)
+			// Also for authenticate: a codec that means to authenticate devices and does
+			// not is better refused on save than found out when devices connect.
+			article := "a"
+			if kind == "object" {
+				article = "an" // typeof gives only object, number, string, boolean, symbol, bigint
+			}
+			return codecError("%s: %s is %s %s, not a function", e.file, where, article, kind)
 		}
 		fn, _ := goja.AssertFunction(found.Get(strconv.Itoa(3*i + 2)))
-		if name == "decode" {
+		switch name {
+		case "decode":
 			e.decode = fn
-		} else {
+		case "encode":
 			e.encode = fn
+		default:
+			e.authenticate = fn
 		}
 	}
 	return nil
@@ -248,8 +305,22 @@ func (e *engine) explain(ex *goja.Exception) string {
 // ErrException, ErrGarbage or ErrInput (match with errors.Is), or with the context's error;
 // a failed call leaves the codec usable.
 func (c *Codec) Decode(ctx context.Context, in DecodeInput) (*DecodeResult, error) {
+	arg, bytes, err := decodeCall(in)
+	if err != nil {
+		return nil, err
+	}
+	out, err := c.call(ctx, "decode", arg, bytes)
+	if err != nil {
+		return nil, err
+	}
+	return decodeResult(out)
+}
+
+// decodeCall checks decode's input and turns it into the JSON argument and the bytes (never
+// nil) that cross into the sandbox.
+func decodeCall(in DecodeInput) (string, []any, error) {
 	if len(in.Bytes) > MaxPayloadBytes {
-		return nil, fmt.Errorf("%w: decode: the message is %d bytes; at most %d are allowed", ErrInput, len(in.Bytes), MaxPayloadBytes)
+		return "", nil, fmt.Errorf("%w: decode: the message is %d bytes; at most %d are allowed", ErrInput, len(in.Bytes), MaxPayloadBytes)
 	}
 	session := in.Session
 	if session == nil {
@@ -258,17 +329,13 @@ func (c *Codec) Decode(ctx context.Context, in DecodeInput) (*DecodeResult, erro
 	arg, err := json.Marshal(decodeArg{Transport: in.Transport, Topic: in.Topic, URL: in.URL,
 		DeviceID: in.DeviceID, Session: session})
 	if err != nil {
-		return nil, fmt.Errorf("%w: decode: %v", ErrInput, err)
+		return "", nil, fmt.Errorf("%w: decode: %v", ErrInput, err)
 	}
 	bytes := make([]any, len(in.Bytes))
 	for i, b := range in.Bytes {
 		bytes[i] = int64(b)
 	}
-	out, err := c.call(ctx, "decode", string(arg), bytes)
-	if err != nil {
-		return nil, err
-	}
-	return decodeResult(out)
+	return string(arg), bytes, nil
 }
 
 // Encode runs the codec's encode on a message to a device. It fails like Decode.
@@ -305,18 +372,36 @@ func (c *Codec) call(ctx context.Context, op, arg string, bytes []any) (string, 
 		return "", c.broken
 	}
 	e := c.engine
-	out, err := bounded(ctx, e.rt, CallTimeout, release, func() (out string, err error) {
+	fn := e.encode
+	if op == "decode" {
+		fn = e.decode
+	}
+	return e.invoke(ctx, op, fn, arg, bytes, release, func(err error) error {
+		// A Codec has no way to load itself again (a Pool does): it stops.
+		c.broken = fmt.Errorf("%w; load the protocol again", err)
+		return c.broken
+	}, func(f func()) { go f() })
+}
+
+// invoke calls fn, one of the prelude's wrappers in e, on arg (JSON) and, unless bytes is
+// nil, bytes as an array, bounded by CallTimeout and ctx, and returns what the wrapper
+// returned. release runs once the runtime is free again: after a call stuck in a built-in
+// that is later than invoke returns (see bounded). broken runs, while the runtime is still
+// held, when goja panicked; it makes the error the call returns. start runs the call on
+// another goroutine (see boundedOn).
+func (e *engine) invoke(ctx context.Context, op string, fn goja.Callable, arg string, bytes []any,
+	release func(), broken func(error) error, start func(func())) (string, error) {
+	out, err := boundedOn(ctx, e.rt, CallTimeout, release, func() (out string, err error) {
 		defer func() {
 			// goja promises to turn JavaScript failures into errors; a panic is a bug in
-			// it, after which the runtime's state is unknown, so the codec stops.
+			// it, after which the runtime's state is unknown, so it is not used again.
 			if x := recover(); x != nil {
-				c.broken = fmt.Errorf("%w: %s broke the JavaScript engine (%v); load the protocol again", ErrException, op, x)
-				out, err = "", c.broken
+				out, err = "", broken(fmt.Errorf("%w: %s broke the JavaScript engine (%v)", ErrException, op, x))
 			}
 		}()
-		fn, b := e.encode, goja.Undefined()
-		if op == "decode" {
-			fn, b = e.decode, e.rt.NewArray(bytes...)
+		b := goja.Undefined()
+		if bytes != nil {
+			b = e.rt.NewArray(bytes...)
 		}
 		v, err := fn(goja.Undefined(), e.rt.ToValue(arg), b)
 		if err != nil {
@@ -324,7 +409,7 @@ func (c *Codec) call(ctx context.Context, op, arg string, bytes []any) (string, 
 		}
 		s, _ := v.Export().(string) // the prelude's wrapper returns a string
 		return s, nil
-	})
+	}, start)
 	if errors.Is(err, errStuck) {
 		return "", fmt.Errorf("%w: %s did not finish within %v (stuck in a built-in function)", ErrTimeout, op, CallTimeout)
 	}
@@ -354,20 +439,30 @@ var errStuck = errors.New("the sandbox did not stop when interrupted")
 // ends. goja notices an interrupt only between JavaScript instructions, so a job inside a
 // long built-in call may not stop: after stuckGrace bounded gives up with errStuck and
 // leaves the job to finish in the background, which then calls release. The caller thus
-// always gets an answer in time, and the runtime is never used by two goroutines.
+// always gets an answer in time, and the runtime is never used by two goroutines. A job
+// that finishes in time is released before bounded returns, so a caller's next call finds
+// the runtime free (a Pool's affinity relies on it).
 func bounded[T any](ctx context.Context, rt *goja.Runtime, limit time.Duration, release func(), job func() (T, error)) (T, error) {
+	return boundedOn(ctx, rt, limit, release, job, func(f func()) { go f() })
+}
+
+// boundedOn is bounded with the job run by start, which must run it on another goroutine
+// than the caller's (a Pool keeps one per runtime).
+func boundedOn[T any](ctx context.Context, rt *goja.Runtime, limit time.Duration, release func(), job func() (T, error),
+	start func(func())) (T, error) {
 	type result struct {
 		v   T
 		err error
 	}
 	w := &watchdog{rt: rt}
 	done := make(chan result, 1)
-	go func() {
-		defer release()
+	start(func() {
+		// Jobs recover their own panics (a panic here would end the process anyway).
 		v, err := job()
 		w.finish()
+		release()
 		done <- result{v, err}
-	}()
+	})
 	timer := time.NewTimer(limit)
 	defer timer.Stop()
 	select {
@@ -422,37 +517,154 @@ type decodeArg struct {
 }
 
 func decodeResult(out string) (*DecodeResult, error) {
+	list, errs, err := decodeTop(out)
+	if err != nil {
+		return nil, err
+	}
+	res := &DecodeResult{Messages: make([]map[string]any, len(list)), Errors: errs}
+	for i, m := range list {
+		if json.Unmarshal(m, &res.Messages[i]) != nil || res.Messages[i] == nil {
+			return nil, fmt.Errorf("%w: decode returned messages[%d] as %s, not an object", ErrGarbage, i, kindOf(m))
+		}
+	}
+	return res, nil
+}
+
+// decodeMessages reads decode's result as device messages. A result of the wrong shape
+// fails the call; a message that is not a device message is dropped alone, and the reason
+// is added to the errors, after the codec's own.
+func decodeMessages(out string) ([]Message, []string, error) {
+	list, errs, err := decodeTop(out)
+	if err != nil {
+		return nil, nil, err
+	}
+	msgs := make([]Message, 0, len(list))
+	for i, raw := range list {
+		var m Message
+		var err error
+		kind := kindOf(raw)
+		if kind == "an object" {
+			err = json.Unmarshal(raw, &m)
+		}
+		problem := ""
+		switch {
+		case kind != "an object":
+			problem = fmt.Sprintf("as %s, not an object", kind)
+		case err != nil:
+			problem = "that is not a device message: " + messageProblem(err)
+		case m.Type == "":
+			problem = "without a type"
+		case !IsUp(m.Type):
+			problem = fmt.Sprintf("of type %s, which is not one a device sends (%s)", shortJSON(m.Type), upTypeList)
+		default:
+			msgs = append(msgs, m)
+			continue
+		}
+		errs = append(errs, fmt.Errorf("%w: decode returned messages[%d] %s", ErrGarbage, i, problem).Error())
+	}
+	return msgs, errs, nil
+}
+
+// upTypeList names the up types for an error message.
+var upTypeList = func() string {
+	names := make([]string, 0, len(upTypes))
+	for t := range upTypes {
+		names = append(names, t)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}()
+
+// messageProblem says why a message did not unmarshal into a Message, naming the field by
+// its JSON name.
+func messageProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		field := te.Field[strings.LastIndexByte(te.Field, '.')+1:]
+		want := "of another type"
+		if te.Type != nil {
+			switch te.Type.Kind() {
+			case reflect.String:
+				want = "a string"
+			case reflect.Bool:
+				want = "a boolean"
+			case reflect.Int, reflect.Int64:
+				want = "an integer"
+			case reflect.Map:
+				want = "an object"
+			case reflect.Slice:
+				want = "an array"
+			}
+		}
+		return fmt.Sprintf("%s must be %s, not %s", field, want, te.Value)
+	}
+	return err.Error()
+}
+
+// decodeTop checks the top level of decode's result: the raw messages and the codec's own
+// errors.
+func decodeTop(out string) ([]json.RawMessage, []string, error) {
 	garbage := func(format string, args ...any) error {
 		return fmt.Errorf("%w: decode "+format, append([]any{ErrGarbage}, args...)...)
 	}
 	top, err := resultObject(out, "decode", "{messages: [...]}")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	raw, ok := top["messages"]
 	if !ok {
-		return nil, garbage("must return an object like {messages: [...]}: messages is missing")
+		return nil, nil, garbage("must return an object like {messages: [...]}: messages is missing")
 	}
 	var list []json.RawMessage
 	if json.Unmarshal(raw, &list) != nil || list == nil {
-		return nil, garbage("must return messages as an array, not %s", kindOf(raw))
+		return nil, nil, garbage("must return messages as an array, not %s", kindOf(raw))
 	}
 	if len(list) > MaxMessages {
-		return nil, garbage("returned %d messages; at most %d are allowed", len(list), MaxMessages)
+		return nil, nil, garbage("returned %d messages; at most %d are allowed", len(list), MaxMessages)
 	}
-	res := &DecodeResult{Messages: make([]map[string]any, len(list))}
-	for i, m := range list {
-		if json.Unmarshal(m, &res.Messages[i]) != nil || res.Messages[i] == nil {
-			return nil, garbage("returned messages[%d] as %s, not an object", i, kindOf(m))
-		}
-	}
+	var errs []string
 	if raw, ok := top["errors"]; ok && kindOf(raw) != "null" {
-		if json.Unmarshal(raw, &res.Errors) != nil {
-			return nil, garbage("must return errors as an array of strings")
+		if json.Unmarshal(raw, &errs) != nil {
+			return nil, nil, garbage("must return errors as an array of strings")
 		}
-		if len(res.Errors) > MaxMessages {
-			return nil, garbage("returned %d errors; at most %d are allowed", len(res.Errors), MaxMessages)
+		if len(errs) > MaxMessages {
+			return nil, nil, garbage("returned %d errors; at most %d are allowed", len(errs), MaxMessages)
 		}
+	}
+	return list, errs, nil
+}
+
+// authResult checks what authenticate returned: {success: boolean, deviceId: string,
+// message: string}, where deviceId is required when success is true, since the device is
+// then known by it alone.
+func authResult(out string) (*AuthResult, error) {
+	garbage := func(format string, args ...any) error {
+		return fmt.Errorf("%w: authenticate "+format, append([]any{ErrGarbage}, args...)...)
+	}
+	top, err := resultObject(out, "authenticate", "{success: true, deviceId: \"...\"}")
+	if err != nil {
+		return nil, err
+	}
+	res := &AuthResult{}
+	raw, ok := top["success"]
+	if !ok {
+		return nil, garbage("must return an object like {success: true, deviceId: \"...\"}: success is missing")
+	}
+	if json.Unmarshal(raw, &res.Success) != nil {
+		return nil, garbage("must return success as a boolean, not %s", kindOf(raw))
+	}
+	for _, f := range []struct {
+		name string
+		to   *string
+	}{{"deviceId", &res.DeviceID}, {"message", &res.Message}} {
+		if raw, ok := top[f.name]; ok && kindOf(raw) != "null" {
+			if json.Unmarshal(raw, f.to) != nil {
+				return nil, garbage("must return %s as a string, not %s", f.name, kindOf(raw))
+			}
+		}
+	}
+	if res.Success && res.DeviceID == "" {
+		return nil, garbage("returned success without a deviceId: it must name the device it accepts")
 	}
 	return res, nil
 }

@@ -22,9 +22,11 @@
 //
 // Compile loads the codec into its own goja runtime. goja implements ECMAScript only: the
 // runtime has no require, no file system, no process, no network and no timers, and this
-// package registers no Go function in it. Codecs may export decode and encode as global
-// function declarations or through CommonJS module.exports / exports; console.log and its
-// siblings exist as no-ops so that codecs written for Node load unchanged.
+// package registers no Go function in it. Codecs may export decode, encode and the optional
+// authenticate as global function declarations or through CommonJS module.exports /
+// exports (module.exports wins); console.log and its siblings exist as no-ops so that
+// codecs written for Node load unchanged. Any of the three names bound to something other
+// than a function refuses the codec.
 //
 // Untrusted code is bounded where goja allows it:
 //
@@ -55,7 +57,50 @@
 //
 // A Codec is one runtime behind a one-slot semaphore, so codec state kept in globals
 // behaves as the author expects, and waiting for the codec respects the caller's context.
+// A runtime in which goja panicked is not used again: the Codec fails from then on.
+//
+// # The pool
+//
+// The gateway pipeline runs a protocol's codec through a Pool (NewPool): the program is
+// compiled once and loaded into several runtimes (by default twice the cores, at least 4
+// and at most 16), so that messages of different devices decode in parallel and one slow
+// device does not hold up the others (SPEC §4.4.1).
+//
+//   - Affinity. A device's calls go to the runtime its id hashes to, so that state a codec
+//     keeps in globals (a counter, the last frame) stays per device, as authors expect.
+//   - Isolation wins over affinity. If that runtime is busy with another device for longer
+//     than affinityWait (10 ms, a hundred times a normal call), the call takes any free
+//     runtime and sees that runtime's globals. A device sharing a runtime with a looping
+//     one thus loses at most the wait per message, and its globals' continuity; codecs
+//     that need state to survive must keep it in the session.
+//   - One runtime per device. A device's calls run one at a time, the next waiting, within
+//     its context, until the last one's runtime is free again, even when that call is stuck
+//     in a built-in after its timeout. However many messages a looping or stuck device
+//     sends, it holds one runtime, and its messages (not the others') wait and time out.
+//     The clock of a call starts when it has a runtime, so a queued call gets its full
+//     CallTimeout.
+//   - Calls without a device id (authenticate, which runs before the device is known, and
+//     decode on a connection not yet identified) take any free runtime. Nothing serialises
+//     them, so the caller should run one at a time per connection, and give decode the
+//     device id as soon as it is known.
+//   - A runtime in which goja panicked is dropped, and the next call that gets its slot
+//     loads a fresh one (whose globals start over).
+//
+// Each runtime keeps one goroutine for its calls while it is in use, since goja needs a
+// deep stack that a fresh goroutine would grow on every call; it ends after ten idle
+// seconds, so a dropped Pool leaves nothing behind.
+//
+// Pool.Decode returns protocol messages (Message): a result of the wrong shape (not
+// {messages: [...]}, too many messages) fails the call, while a message that is not a
+// device message (not an object, a field of the wrong type, no type, or a type a device
+// does not send) is dropped alone and its reason added to the returned errors, after the
+// codec's own, as text starting with ErrGarbage's, so that one bad message in a batch
+// costs only itself. Over MQTT, a codec exporting authenticate({transport, clientId,
+// username, password, remote}) identifies devices (HasAuthenticate): it must return
+// {success: boolean, deviceId: string, message: string}, with a deviceId whenever success
+// is true, or the call is ErrGarbage.
+//
 // The package registers no metrics: the caller times and counts calls where they cross its
 // boundary, and can tell outcomes apart with the sentinel errors (ErrTimeout, ErrException,
-// ErrGarbage, ErrInput).
+// ErrGarbage, ErrInput, ErrNoAuthenticate).
 package protocol

@@ -59,9 +59,9 @@
 		};
 	}
 
-	// bind finds decode and encode once the codec has run: module.exports wins, then a
-	// global of that name. It returns, for each, its type, where it was looked up and the
-	// wrapped function.
+	// bind finds decode, encode and the optional authenticate once the codec has run:
+	// module.exports wins, then a global of that name. It returns, for each, its type, where
+	// it was looked up and the wrapped function.
 	function bind() {
 		var exp = module.exports;
 		var hasExports = exp !== null && (typeof exp === "object" || typeof exp === "function");
@@ -76,9 +76,11 @@
 		}
 		var d = find("decode", typeof decode === "undefined" ? undefined : decode);
 		var e = find("encode", typeof encode === "undefined" ? undefined : encode);
+		var a = find("authenticate", typeof authenticate === "undefined" ? undefined : authenticate);
 		return [
 			typeof d[0], d[2], typeof d[0] === "function" ? wrap(d[0], d[1]) : undefined,
 			typeof e[0], e[2], typeof e[0] === "function" ? wrap(e[0], e[1]) : undefined,
+			typeof a[0], a[2], typeof a[0] === "function" ? wrap(a[0], a[1]) : undefined,
 		];
 	}
 

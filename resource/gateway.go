@@ -26,6 +26,9 @@ const (
 	ChannelCloud          = "cloud"
 	ChannelModbus         = "modbus"
 	DefaultPollIntervalMs = 1000
+	// DefaultKeepOnlineSeconds: how long a connectionless device stays online after its
+	// last message.
+	DefaultKeepOnlineSeconds = 600
 )
 
 // GatewayProvider says what a provider needs and what it derives.
@@ -113,6 +116,10 @@ type GatewayConfig struct {
 	// APIURL overrides the cloud platform's API base URL for downlinks.
 	APIURL string `json:"apiUrl,omitempty"`
 
+	// KeepOnlineSeconds: HTTP, CoAP and UDP devices are online until silent this long
+	// (SPEC §5.2; default DefaultKeepOnlineSeconds).
+	KeepOnlineSeconds int `json:"keepOnlineSeconds,omitempty"`
+
 	// modbus-tcp.
 	UnitID         int           `json:"unitId,omitempty"`
 	PollIntervalMs int           `json:"pollIntervalMs,omitempty"`
@@ -173,6 +180,14 @@ func nonEmpty(s string) []string {
 		return nil
 	}
 	return []string{s}
+}
+
+// KeepOnline is how long a connectionless device of the gateway stays online.
+func (g *Gateway) KeepOnline() int {
+	if g.Configuration != nil && g.Configuration.KeepOnlineSeconds > 0 {
+		return g.Configuration.KeepOnlineSeconds
+	}
+	return DefaultKeepOnlineSeconds
 }
 
 // CallbackPath is where a cloud gateway's pushes arrive, on any node.
@@ -279,6 +294,11 @@ func (g *Gateway) Validate() Errors {
 		g.CallbackURL = CallbackPath(g.ID)
 	case ProviderModbusTCP:
 		c.validateModbus(&errs, allowed)
+	case ProviderHTTPServer, ProviderCoAPServer, ProviderUDP:
+		allowed["keepOnlineSeconds"] = true
+		if c.KeepOnlineSeconds < 0 || c.KeepOnlineSeconds > 86400*30 {
+			errs.Add("configuration.keepOnlineSeconds", "must be from 1 to 2592000 seconds (0 or absent: %d)", DefaultKeepOnlineSeconds)
+		}
 	}
 	for key, set := range c.setKeys() {
 		if set && !allowed[key] {
@@ -297,7 +317,7 @@ func (c *GatewayConfig) setKeys() map[string]bool {
 		"cluster": len(c.Cluster) > 0, "host": c.Host != "", "port": c.Port != 0, "publicHost": c.PublicHost != "",
 		"publicPort": c.PublicPort != 0, "password": c.Password != "", "appKey": c.AppKey != "", "appSecret": c.AppSecret != "",
 		"apiKey": c.APIKey != "", "notifyToken": c.NotifyToken != "", "aesKey": c.AESKey != "", "apiUrl": c.APIURL != "",
-		"unitId": c.UnitID != 0, "pollIntervalMs": c.PollIntervalMs != 0, "points": len(c.Points) > 0}
+		"keepOnlineSeconds": c.KeepOnlineSeconds != 0, "unitId": c.UnitID != 0, "pollIntervalMs": c.PollIntervalMs != 0, "points": len(c.Points) > 0}
 }
 
 func (c *GatewayConfig) validateAPIURL(errs *Errors, allowed map[string]bool) {

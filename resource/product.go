@@ -80,11 +80,19 @@ type Device struct {
 	ProductID   string `json:"productId"`
 	Description string `json:"description,omitempty"`
 
+	// Session fields (SPEC §4.6): joined into every answer from the presence table and the
+	// nodes' property stores, never stored in the record.
 	State           string         `json:"state"`
 	ServerID        string         `json:"serverId,omitempty"`
 	OnlineAt        *time.Time     `json:"onlineAt,omitempty"`
+	OfflineAt       *time.Time     `json:"offlineAt,omitempty"`
+	LastMessageAt   *time.Time     `json:"lastMessageAt,omitempty"`
 	FirmwareVersion string         `json:"firmwareVersion,omitempty"`
 	Properties      map[string]any `json:"properties,omitempty"`
+	PropertiesAt    *time.Time     `json:"propertiesAt,omitempty"`
+	// Missing names the nodes that did not answer for the properties: what is shown may
+	// lack their newer values.
+	Missing []string `json:"missing,omitempty"`
 }
 
 // DisplayName is the device's name, for search and sorting.
@@ -120,11 +128,9 @@ func (d *Device) Validate(prefix string) Errors {
 	return errs
 }
 
-// KeepSession copies the read-only session fields from old (nil: a new, never-seen device).
-func (d *Device) KeepSession(old *Device) {
-	if old == nil {
-		d.State, d.ServerID, d.OnlineAt, d.FirmwareVersion, d.Properties = DeviceNotActive, "", nil, "", nil
-		return
-	}
-	d.State, d.ServerID, d.OnlineAt, d.FirmwareVersion, d.Properties = old.State, old.ServerID, old.OnlineAt, old.FirmwareVersion, old.Properties
+// KeepSession clears the read-only session fields a client sent: they are joined into
+// answers, never stored (old is unused; kept so callers read as they did).
+func (d *Device) KeepSession(_ *Device) {
+	d.State, d.ServerID, d.OnlineAt, d.OfflineAt, d.LastMessageAt = DeviceNotActive, "", nil, nil, nil
+	d.FirmwareVersion, d.Properties, d.PropertiesAt, d.Missing = "", nil, nil, nil
 }

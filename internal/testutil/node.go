@@ -122,10 +122,19 @@ func (n *TestNode) Client(token string) *client.Client {
 func (n *TestNode) Admin(t testing.TB) *client.Client {
 	t.Helper()
 	c := n.Client("")
-	if _, _, err := c.Login(context.Background(), "admin", n.Cfg.AdminPassword); err != nil {
-		t.Fatalf("admin login: %v", err)
+	// A login is a read behind a barrier: during an election (a loaded machine) it is
+	// answered 503 no_leader, and asked again.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, _, err := c.Login(context.Background(), "admin", n.Cfg.AdminPassword)
+		if err == nil {
+			return c
+		}
+		if p, ok := err.(*client.Problem); !ok || p.Code != "no_leader" || time.Now().After(deadline) {
+			t.Fatalf("admin login: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	return c
 }
 
 // Viewer creates a viewer user (once) and returns a client logged in as it.

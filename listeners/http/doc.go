@@ -9,7 +9,7 @@
 // # Requests
 //
 // Each request is one message: Frame{Topic: the request path, Payload: the body} goes to
-// env.Request with ConnInfo{Transport: "HTTP", Remote, Method, Path, Header (a copy), TLS}.
+// env.Request with ConnInfo{Transport: "HTTP", Remote, Method, Path, Query, Header (a copy), TLS}.
 // The Reply becomes the response: Code (0: 200), ContentType (empty with a body:
 // application/octet-stream; nothing is sniffed) and Payload. A Reply returned together
 // with an error is sent as is (its Code, or the error's status when 0), so a gateway can

@@ -58,6 +58,7 @@ func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Remote:    r.RemoteAddr,
 		Method:    r.Method,
 		Path:      r.URL.Path,
+		Query:     r.URL.Query(),    // a fresh map: the handler may keep it
 		Header:    r.Header.Clone(), // the handler may keep it; net/http owns r.Header
 		TLS:       r.TLS != nil,
 	}}

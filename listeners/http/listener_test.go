@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +34,7 @@ func TestRequestIsOneMessage(t *testing.T) {
 
 	payload := []byte{0x00, 0xff, '{', '}', 0x0a, 0x80}
 	c := dial(t, run.Addr)
-	req := newRequest(t, http.MethodPost, "/prod1/dev1/properties/report?ignored=1", string(payload))
+	req := newRequest(t, http.MethodPost, "/prod1/dev1/properties/report?token=t%2B1&x=1&x=2", string(payload))
 	req.Header.Set("Authorization", "Bearer key")
 	resp, body := roundTrip(t, c, bufio.NewReader(c), req)
 
@@ -46,7 +47,8 @@ func TestRequestIsOneMessage(t *testing.T) {
 	}
 	info := rec.Opened()[0]
 	if info.Transport != listeners.TransportHTTP || info.Method != http.MethodPost || info.Path != f.Topic ||
-		info.Remote != c.LocalAddr().String() || info.TLS || info.Header.Get("Authorization") != "Bearer key" {
+		info.Remote != c.LocalAddr().String() || info.TLS || info.Header.Get("Authorization") != "Bearer key" ||
+		info.Query.Get("token") != "t+1" || !slices.Equal(info.Query["x"], []string{"1", "2"}) || len(info.Query) != 2 {
 		t.Fatalf("conn info %+v", info)
 	}
 	if got := rec.WaitClosed(t, 1); got[0] != "request done" {

@@ -9,9 +9,9 @@
 // A WebSocket upgrade request on any path is accepted, whatever its Origin: devices are
 // not browsers, and they authenticate per connection (a header or ?token=), never with
 // cookies a foreign page could borrow. The upgraded connection goes to env.Open with
-// ConnInfo{Transport: "WebSocket", Remote, Method, Path, Header (a copy), TLS}. A refusal
-// closes it at once with 1008 (policy violation) and the refusal's text; with NoGateway
-// it is admitted and its messages are dropped and counted (SPEC §4.3.1).
+// ConnInfo{Transport: "WebSocket", Remote, Method, Path, Query, Header (a copy), TLS}. A
+// refusal closes it at once with 1008 (policy violation) and the refusal's text; with
+// NoGateway it is admitted and its messages are dropped and counted (SPEC §4.3.1).
 //
 // Each text or binary message (reassembled from its fragments) is one Frame{Topic: the
 // request path, Payload}; a message over MaxMessage closes the connection with 1009. A

@@ -96,6 +96,7 @@ func (h *upgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Remote:    r.RemoteAddr,
 		Method:    r.Method,
 		Path:      r.URL.Path,
+		Query:     r.URL.Query(), // a fresh map: the handler may keep it
 		Header:    r.Header.Clone(),
 		TLS:       r.TLS != nil,
 	}, h.every)

@@ -26,7 +26,7 @@ func TestMessagesArriveIntact(t *testing.T) {
 	base := runtime.NumGoroutine()
 	rec := listenertest.NewRecorder()
 	run := listenertest.Serve(t, ws.Listener{}, plainSpec(), rec)
-	c := dialWS(t, nil, "ws://"+run.Addr+"/p1/d1?token=abc", http.Header{"Authorization": {"Bearer key"}})
+	c := dialWS(t, nil, "ws://"+run.Addr+"/p1/d1?token=abc%3D&x", http.Header{"Authorization": {"Bearer key"}})
 
 	text := []byte(`{"topic":"/p1/d1/properties/report","payload":{"t":21.5}}`)
 	bin := []byte{0x00, 0xff, 0x01, 0x80}
@@ -47,7 +47,8 @@ func TestMessagesArriveIntact(t *testing.T) {
 	}
 	info := rec.Opened()[0]
 	if info.Transport != listeners.TransportWebSocket || info.Path != "/p1/d1" || info.Method != http.MethodGet ||
-		info.Remote != c.LocalAddr().String() || info.TLS || info.Header.Get("Authorization") != "Bearer key" {
+		info.Remote != c.LocalAddr().String() || info.TLS || info.Header.Get("Authorization") != "Bearer key" ||
+		info.Query.Get("token") != "abc=" || !info.Query.Has("x") || len(info.Query) != 2 {
 		t.Fatalf("conn info %+v", info)
 	}
 	if n := run.Env.Connections(); n != 1 {

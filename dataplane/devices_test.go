@@ -1,0 +1,266 @@
+package dataplane_test
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/linkops/linkops/client"
+	"github.com/linkops/linkops/internal/testutil"
+)
+
+// mqttGateway creates a per-node MQTT_SERVER (127.0.0.1/2/3) and an enabled official
+// gateway on it, and returns the component's port.
+func mqttGateway(t *testing.T, c *cluster, component, gateway, protocolID string) int {
+	t.Helper()
+	port := testutil.FreePort(t, "tcp")
+	c.create(t, testutil.PerNodeComponent(component, "MQTT_SERVER", port, nil))
+	testutil.WaitComponentStates(t, c.admin, component, allRunning)
+	c.do(t, http.MethodPost, "/api/v1/gateways", map[string]any{"id": gateway, "name": gateway, "provider": "mqtt-server-gateway",
+		"channelId": component, "protocol": protocolID, "state": "enabled"}, nil)
+	return port
+}
+
+// synced waits until every node has applied what was written so far: a default read on a
+// node waits for the leader's commit index (SPEC §3), and device admission reads the node's
+// own state.
+func (c *cluster) synced(t *testing.T) {
+	t.Helper()
+	for _, n := range c.nodes {
+		testutil.Do(t, n.Client(c.admin.Token), http.MethodGet, "/api/v1/devices?pageSize=1", nil, nil)
+	}
+}
+
+func hostPort(i, port int) string { return net.JoinHostPort(testutil.NodeHosts[i], fmt.Sprint(port)) }
+
+// refusedWith connects with options and expects paho's refusal err.
+func refusedWith(t *testing.T, what string, o *paho.ClientOptions, want error) {
+	t.Helper()
+	cl := paho.NewClient(o)
+	tok := cl.Connect()
+	if !tok.WaitTimeout(15 * time.Second) {
+		t.Fatalf("%s: connect timed out", what)
+	}
+	if err := tok.Error(); !errors.Is(err, want) {
+		cl.Disconnect(0)
+		t.Fatalf("%s: connect answered %v, want %v", what, err, want)
+	}
+}
+
+// TestOfficialMQTTDevice: an official device on node3 is seen through node1 and node2
+// with its properties, online and serverId, and its ETag never moves; every refusal of
+// §5.2 comes at CONNACK with its code; md5 in upper case and the plain mode log in
+// (issue 10, acceptance 1).
+func TestOfficialMQTTDevice(t *testing.T) {
+	c := startCluster(t)
+	dumpLogs(t, c)
+	port := mqttGateway(t, c, "mqtt-dev", "gw-mqtt", "official")
+	p := testutil.CreateProductWithDevices(t, c.admin, "meter", "gw-mqtt", "meter-1", "meter-2", "meter-3")
+	c.synced(t)
+	before := testutil.GetDevice(t, c.admin, "meter-1")
+	if before.State != "notActive" {
+		t.Fatalf("a device that never connected is %q, want notActive", before.State)
+	}
+
+	d := testutil.ConnectMQTTDevice(t, hostPort(2, port), "meter-1", p)
+	d.Report(t, map[string]any{"temp": 36.5, "mode": "eco"})
+	for i := range 2 {
+		via := c.nodes[i].Client(c.admin.Token)
+		got := testutil.WaitDevice(t, via, "meter-1", "online on node3 with its report", func(d testutil.Device) bool {
+			return d.State == "online" && d.ServerID == "node3" && d.Properties["temp"] == 36.5 && d.Properties["mode"] == "eco"
+		})
+		if got.Index != before.Index {
+			t.Fatalf("the device's index moved from %d to %d: session fields must not touch the record", before.Index, got.Index)
+		}
+	}
+	h, err := c.admin.Do(context.Background(), http.MethodGet, "/api/v1/devices/meter-1", nil, nil)
+	if err != nil || h.Get("ETag") != fmt.Sprintf("%q", fmt.Sprint(before.Index)) {
+		t.Fatalf("ETag %q after connect and report, want the record's index %d (%v)", h.Get("ETag"), before.Index, err)
+	}
+	var online struct{ Total int }
+	c.do(t, http.MethodGet, "/api/v1/devices?state=online", nil, &online)
+	if online.Total != 1 {
+		t.Fatalf("?state=online lists %d devices, want 1", online.Total)
+	}
+
+	addr := hostPort(0, port)
+	t.Run("refusals", func(t *testing.T) {
+		o := testutil.MQTTOptions(addr, "meter-2", p, false)
+		o.SetPassword("0123456789abcdef0123456789abcdef")
+		refusedWith(t, "wrong password", o, packets.ErrorRefusedBadUsernameOrPassword)
+
+		stale := time.Now().Add(-6 * time.Minute)
+		ts := fmt.Sprint(stale.UnixMilli())
+		sum := md5.Sum([]byte(p.SecureID + "|" + ts + "|" + p.SecureKey))
+		o = testutil.MQTTOptions(addr, "meter-2", p, false)
+		o.SetUsername(p.SecureID + "|" + ts).SetPassword(hex.EncodeToString(sum[:]))
+		refusedWith(t, "timestamp 6 minutes old", o, packets.ErrorRefusedBadUsernameOrPassword)
+
+		refusedWith(t, "unknown device", testutil.MQTTOptions(addr, "no-such-device", p, false), packets.ErrorRefusedNotAuthorised)
+	})
+	t.Run("accepted", func(t *testing.T) {
+		now := fmt.Sprint(time.Now().UnixMilli())
+		sum := md5.Sum([]byte(p.SecureID + "|" + now + "|" + p.SecureKey))
+		o := testutil.MQTTOptions(addr, "meter-2", p, false)
+		o.SetUsername(p.SecureID + "|" + now).SetPassword(strings.ToUpper(hex.EncodeToString(sum[:])))
+		up, err := testutil.DialMQTTDevice(addr, "meter-2", p, o)
+		if err != nil {
+			t.Fatalf("upper-case md5 refused: %v", err)
+		}
+		up.Close()
+		plain, err := testutil.DialMQTTDevice(addr, "meter-3", p, testutil.MQTTOptions(addr, "meter-3", p, true))
+		if err != nil {
+			t.Fatalf("plain mode refused: %v", err)
+		}
+		plain.Close()
+	})
+
+	t.Run("downlinks", func(t *testing.T) {
+		d.Values["temp"] = 37.25
+		var read struct {
+			MessageID  string
+			Success    bool
+			Properties map[string]any
+		}
+		c.do(t, http.MethodPost, "/api/v1/devices/meter-1/properties/read", map[string]any{"properties": []string{"temp"}}, &read)
+		if !read.Success || read.Properties["temp"] != 37.25 || read.MessageID == "" {
+			t.Fatalf("read through node1 of a device on node3: %+v", read)
+		}
+		var write struct {
+			Success    bool
+			Properties map[string]any
+		}
+		c.do(t, http.MethodPost, "/api/v1/devices/meter-1/properties/write", map[string]any{"properties": map[string]any{"mode": "boost"}}, &write)
+		if !write.Success || write.Properties["mode"] != "boost" {
+			t.Fatalf("write: %+v", write)
+		}
+		var call struct {
+			Success bool
+			Output  map[string]any
+		}
+		c.do(t, http.MethodPost, "/api/v1/devices/meter-1/functions/reboot", map[string]any{"inputs": map[string]any{"b": 2, "a": "x"}}, &call)
+		if !call.Success || call.Output["function"] != "reboot" {
+			t.Fatalf("function call: %+v", call)
+		}
+		var wire struct {
+			Function string           `json:"function"`
+			Inputs   []map[string]any `json:"inputs"`
+		}
+		if err := json.Unmarshal(d.LastRaw(), &wire); err != nil || wire.Function != "reboot" || len(wire.Inputs) != 2 ||
+			wire.Inputs[0]["name"] != "a" || wire.Inputs[0]["value"] != "x" || wire.Inputs[1]["name"] != "b" {
+			t.Fatalf("function/invoke on the wire: %s (want inputs as [{name, value}] sorted by name)", d.LastRaw())
+		}
+
+		d.SetSilent(true)
+		_, err := c.admin.Do(context.Background(), http.MethodPost, "/api/v1/devices/meter-1/properties/read?timeout=1s", map[string]any{"properties": []string{"temp"}}, nil)
+		var pr *client.Problem
+		if !errors.As(err, &pr) || pr.Status != http.StatusGatewayTimeout || pr.Code != "device_timeout" {
+			t.Fatalf("silent device: %v, want 504 device_timeout", err)
+		}
+		d.SetSilent(false)
+		_, err = c.admin.Do(context.Background(), http.MethodPost, "/api/v1/devices/meter-2/properties/read", map[string]any{"properties": []string{"temp"}}, nil)
+		if !errors.As(err, &pr) || pr.Status != http.StatusConflict || pr.Code != "device_offline" {
+			t.Fatalf("offline device: %v, want 409 device_offline", err)
+		}
+	})
+
+	t.Run("disabled gateway", func(t *testing.T) {
+		c.do(t, http.MethodPost, "/api/v1/gateways/gw-mqtt/disable", nil, nil)
+		testutil.WaitDevice(t, c.admin, "meter-1", "offline once its gateway is disabled", func(d testutil.Device) bool { return d.State == "offline" })
+		refusedWith(t, "device of a disabled gateway", testutil.MQTTOptions(addr, "meter-2", p, false), packets.ErrorRefusedNotAuthorised)
+		c.do(t, http.MethodPost, "/api/v1/gateways/gw-mqtt/enable", nil, nil)
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			again, err := testutil.DialMQTTDevice(addr, "meter-2", p, testutil.MQTTOptions(addr, "meter-2", p, false))
+			if err == nil {
+				again.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("re-enabled gateway still refuses: %v", err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+}
+
+// TestTakeoverAcrossNodes: the same device connecting to node2 while on node1 closes
+// node1's session, node2 holds it, and no node ever shows it offline in between
+// (acceptance 3, and the late-offline trap of mochi issues #246/#483 on one node).
+func TestTakeoverAcrossNodes(t *testing.T) {
+	c := startCluster(t)
+	dumpLogs(t, c)
+	port := mqttGateway(t, c, "mqtt-to", "gw-to", "official")
+	p := testutil.CreateProductWithDevices(t, c.admin, "lamp", "gw-to", "lamp-1")
+	c.synced(t)
+
+	lost := make(chan error, 4)
+	o := testutil.MQTTOptions(hostPort(0, port), "lamp-1", p, false)
+	o.SetConnectionLostHandler(func(_ paho.Client, err error) { lost <- err })
+	first, err := testutil.DialMQTTDevice(hostPort(0, port), "lamp-1", p, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	testutil.WaitDevice(t, c.admin, "lamp-1", "online on node1", func(d testutil.Device) bool { return d.State == "online" && d.ServerID == "node1" })
+
+	// Watch the device's state through node3 the whole time.
+	var sawOffline atomic.Value
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	via := c.nodes[2].Client(c.admin.Token)
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var d testutil.Device
+			if _, err := via.Do(context.Background(), http.MethodGet, "/api/v1/devices/lamp-1", nil, &d); err == nil && d.State != "online" {
+				sawOffline.Store(d)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+
+	second := testutil.ConnectMQTTDevice(t, hostPort(1, port), "lamp-1", p)
+	select {
+	case <-lost:
+	case <-time.After(20 * time.Second):
+		t.Fatal("node1 kept its session after the device connected to node2")
+	}
+	testutil.WaitDevice(t, c.admin, "lamp-1", "online on node2", func(d testutil.Device) bool { return d.State == "online" && d.ServerID == "node2" })
+	// Let any late offline from node1 arrive, then look again.
+	time.Sleep(1500 * time.Millisecond)
+	second.Report(t, map[string]any{"on": true})
+	testutil.WaitDevice(t, c.admin, "lamp-1", "still online on node2", func(d testutil.Device) bool {
+		return d.State == "online" && d.ServerID == "node2" && d.Properties["on"] == true
+	})
+
+	// The same node: a reconnect with the same client id replaces the session in place.
+	third := testutil.ConnectMQTTDevice(t, hostPort(1, port), "lamp-1", p)
+	time.Sleep(1500 * time.Millisecond)
+	third.Report(t, map[string]any{"on": false})
+	testutil.WaitDevice(t, c.admin, "lamp-1", "online on node2 after a same-node takeover", func(d testutil.Device) bool {
+		return d.State == "online" && d.ServerID == "node2" && d.Properties["on"] == false
+	})
+	close(stop)
+	<-watched
+	if v := sawOffline.Load(); v != nil {
+		t.Fatalf("the device showed %+v during the takeovers; it must stay online", v)
+	}
+}

@@ -1,0 +1,327 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/linkops/linkops/listeners"
+	"github.com/linkops/linkops/protocol"
+	"github.com/linkops/linkops/resource"
+	"github.com/linkops/linkops/session"
+)
+
+// Refusals of the pipeline, wrapped around the listeners' sentinels so each transport
+// answers them its own way.
+var (
+	errUnknownDevice = fmt.Errorf("%w: unknown device", listeners.ErrNotAuthorized)
+	errOtherGateway  = fmt.Errorf("%w: the device's product uses another gateway", listeners.ErrNotAuthorized)
+	errOtherDevice   = fmt.Errorf("%w: a message for another device on this connection", listeners.ErrNotAuthorized)
+)
+
+// handler serves one component's connections (listeners.Handler).
+type handler struct {
+	rt          *Runtime
+	componentID string
+}
+
+// Open admits a connection through the component's gateways (SPEC §4.4.1, §5.2).
+func (h *handler) Open(ctx context.Context, lc listeners.Conn) (listeners.Session, error) {
+	info := lc.Info()
+	gws := h.rt.current().byComponent[h.componentID]
+	if len(gws) == 0 {
+		return listeners.NoGateway{}.Open(ctx, lc)
+	}
+	c := &conn{rt: h.rt, lc: lc, info: info, transport: info.Transport}
+	if info.Outbound {
+		// MQTT_CLIENT's broker connection carries many devices: each message names its own.
+		c.gw, c.shared = gws[0], true
+		return c, nil
+	}
+	if info.Transport != listeners.TransportMQTT {
+		c.gw = gws[0] // only an MQTT_SERVER may be shared by several gateways
+		deviceID, err := c.gw.codec.open(ctx, c)
+		if err != nil {
+			h.rt.refused(c, deviceID, err)
+			return nil, err
+		}
+		if deviceID != "" {
+			if err := c.bind(deviceID); err != nil {
+				h.rt.refused(c, deviceID, err)
+				return nil, err
+			}
+		}
+		return c, nil
+	}
+	// MQTT: the client id is the device, and its product names the gateway.
+	g, err := h.mqttGateway(info.ClientID, gws)
+	if err != nil {
+		h.rt.refused(c, info.ClientID, err)
+		return nil, err
+	}
+	c.gw = g
+	deviceID, err := g.codec.open(ctx, c)
+	if err == nil {
+		err = c.bind(deviceID)
+	}
+	if err != nil {
+		h.rt.refused(c, deviceID, err)
+		return nil, err
+	}
+	return c, nil
+}
+
+// mqttGateway picks the gateway of the device a client id names among the component's.
+func (h *handler) mqttGateway(clientID string, gws []*gw) (*gw, error) {
+	d, p, err := h.rt.device(clientID)
+	if err != nil {
+		// A codec that authenticates by itself may map the client to another device id.
+		for _, g := range gws {
+			if g.codec.authenticates() {
+				return g, nil
+			}
+		}
+		return nil, err
+	}
+	for _, g := range gws {
+		if g.g.ID == p.GatewayID {
+			return g, nil
+		}
+	}
+	_ = d
+	return nil, errOtherGateway
+}
+
+// device looks up a registered device and its product.
+func (r *Runtime) device(id string) (*resource.Device, *resource.Product, error) {
+	if id == "" {
+		return nil, nil, errUnknownDevice
+	}
+	o, err := r.cfg.Store.Get(resource.Devices, id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w %q", errUnknownDevice, id)
+	}
+	d := o.(*resource.Device)
+	po, err := r.cfg.Store.Get(resource.Products, d.ProductID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w %q (its product %q is gone)", errUnknownDevice, id, d.ProductID)
+	}
+	return d, po.(*resource.Product), nil
+}
+
+// refused logs a refused connection with its reason (SPEC §5.2: each refusal is logged).
+func (r *Runtime) refused(c *conn, deviceID string, err error) {
+	gateway := ""
+	if c.gw != nil {
+		gateway = c.gw.g.ID
+	}
+	r.cfg.Metrics.refusal(gateway, err)
+	r.log.Info("device refused", "gateway", gateway, "device", deviceID, "transport", c.transport, "remote", c.info.Remote, "reason", err.Error())
+}
+
+// conn is one admitted connection (listeners.Session): bound to one device once known.
+type conn struct {
+	rt        *Runtime
+	lc        listeners.Conn
+	info      listeners.ConnInfo
+	transport string
+	gw        *gw
+	// shared: an MQTT_CLIENT broker connection, whose messages each name their device.
+	shared bool
+
+	mu      sync.Mutex
+	device  *resource.Device
+	product *resource.Product
+	sess    *session.Session
+	// state is the codec's per-connection state (the binary protocol's sequence, say).
+	state any
+}
+
+// bind ties the connection to a device after checking that it is a registered device of
+// a product of this gateway, and opens its session (stream transports).
+func (c *conn) bind(deviceID string) error {
+	d, p, err := c.rt.device(deviceID)
+	if err != nil {
+		return err
+	}
+	if p.GatewayID != c.gw.g.ID {
+		return errOtherGateway
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.device != nil {
+		if c.device.ID != deviceID {
+			return errOtherDevice
+		}
+		return nil
+	}
+	c.device, c.product = d, p
+	if c.connectionless() {
+		return nil
+	}
+	c.sess = c.rt.cfg.Sessions.Open(&session.Session{
+		DeviceID: d.ID, ProductID: p.ID, GatewayID: c.gw.g.ID, Transport: c.transport, Remote: c.info.Remote,
+		Send:  c.send,
+		Close: c.lc.Close,
+	})
+	return nil
+}
+
+// connectionless transports keep a device online between messages (SPEC §5.2).
+func (c *conn) connectionless() bool {
+	switch c.transport {
+	case listeners.TransportHTTP, listeners.TransportCoAP, listeners.TransportUDP:
+		return true
+	}
+	return false
+}
+
+// Device is the device bound to the connection ("" until known).
+func (c *conn) Device() (*resource.Device, *resource.Product) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.device, c.product
+}
+
+// Receive decodes one message with the gateway's protocol and hands what it says to the
+// session manager.
+func (c *conn) Receive(ctx context.Context, f listeners.Frame) (*listeners.Reply, error) {
+	t := c.rt.current()
+	g := t.byID[c.gw.g.ID]
+	if g == nil {
+		// Disabled a moment ago: the table's follower is closing this connection.
+		return nil, fmt.Errorf("%w: gateway %s is not enabled", listeners.ErrNotAuthorized, c.gw.g.ID)
+	}
+	c.gw = g // a new protocol version applies to the next message
+	out, err := g.codec.decode(ctx, c, f)
+	if err != nil {
+		d, _ := c.Device()
+		id := ""
+		if d != nil {
+			id = d.ID
+		}
+		if !errors.Is(err, listeners.ErrNotAuthorized) {
+			c.rt.log.Info("message not decoded", "gateway", g.g.ID, "device", id, "transport", c.transport, "remote", c.info.Remote, "error", err.Error())
+		} else {
+			c.rt.refused(c, id, err)
+		}
+		return out.reply, err
+	}
+	if out.identify != "" {
+		if err := c.bind(out.identify); err != nil {
+			c.rt.refused(c, out.identify, err)
+			return out.reply, err
+		}
+	}
+	for _, m := range out.messages {
+		if err := c.deliver(f.Topic, m); err != nil {
+			c.rt.refused(c, m.DeviceID, err)
+			return out.reply, err
+		}
+	}
+	for _, r := range out.replies {
+		if err := c.lc.Send(r); err != nil {
+			c.rt.log.Debug("reply to device not sent", "gateway", g.g.ID, "remote", c.info.Remote, "error", err)
+		}
+	}
+	return out.reply, nil
+}
+
+// deliver hands one decoded message to the session of its device.
+func (c *conn) deliver(topic string, m protocol.Message) error {
+	if c.shared {
+		return c.deliverShared(topic, m)
+	}
+	d, _ := c.Device()
+	if d == nil {
+		if m.DeviceID == "" {
+			return fmt.Errorf("%w: the protocol decoded a message without a device id", listeners.ErrDropped)
+		}
+		if err := c.bind(m.DeviceID); err != nil {
+			return err
+		}
+		d, _ = c.Device()
+	}
+	if m.DeviceID == "" {
+		m.DeviceID = d.ID
+	} else if m.DeviceID != d.ID {
+		return errOtherDevice
+	}
+	s := c.session()
+	if s == nil {
+		return fmt.Errorf("%w: no session", listeners.ErrDropped)
+	}
+	c.rt.cfg.Sessions.Receive(s, topic, m)
+	return nil
+}
+
+// session is the device's session: the connection's own, or for connectionless
+// transports the device's current one, opened on its first message.
+func (c *conn) session() *session.Session {
+	c.mu.Lock()
+	s, d, p := c.sess, c.device, c.product
+	c.mu.Unlock()
+	if !c.connectionless() {
+		return s
+	}
+	var send session.Sender
+	if c.transport == listeners.TransportUDP {
+		send = c.send // to the device's last address
+	}
+	return c.rt.cfg.Sessions.Seen(d.ID, c.gw.g.ID, c.info.Remote, send, func() *session.Session {
+		return &session.Session{DeviceID: d.ID, ProductID: p.ID, GatewayID: c.gw.g.ID, Transport: c.transport,
+			Remote: c.info.Remote, Send: send, KeepOnline: c.gw.keepOnline}
+	})
+}
+
+// deliverShared handles a message of an MQTT_CLIENT broker connection, which may carry
+// any device of the gateway.
+func (c *conn) deliverShared(topic string, m protocol.Message) error {
+	d, p, err := c.rt.device(m.DeviceID)
+	if err != nil {
+		return fmt.Errorf("%w: %v", listeners.ErrDropped, err)
+	}
+	if p.GatewayID != c.gw.g.ID {
+		return fmt.Errorf("%w: %v", listeners.ErrDropped, errOtherGateway)
+	}
+	s := c.rt.cfg.Sessions.Seen(d.ID, c.gw.g.ID, c.info.Remote, c.send, func() *session.Session {
+		return &session.Session{DeviceID: d.ID, ProductID: p.ID, GatewayID: c.gw.g.ID, Transport: c.transport,
+			Remote: c.info.Remote, Send: c.send, KeepOnline: c.gw.keepOnline}
+	})
+	c.rt.cfg.Sessions.Receive(s, topic, m)
+	return nil
+}
+
+// send encodes a downlink with the gateway's current protocol and writes it.
+func (c *conn) send(ctx context.Context, m protocol.Message) error {
+	g := c.rt.current().byID[c.gw.g.ID]
+	if g == nil {
+		g = c.gw
+	}
+	f, err := g.codec.encode(ctx, c, m)
+	if err != nil {
+		return err
+	}
+	return c.lc.Send(f)
+}
+
+// AuthorizeSubscribe lets an MQTT device subscribe only to its own topics (SPEC §5.2).
+func (c *conn) AuthorizeSubscribe(filter string) bool {
+	d, p := c.Device()
+	if d == nil {
+		return false
+	}
+	return c.gw.codec.subscribe(p.ID, d.ID, filter)
+}
+
+// Closed ends the device's session (only if it still is the device's session: the late
+// close of a taken-over connection changes nothing).
+func (c *conn) Closed(reason string) {
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
+	if s != nil {
+		c.rt.cfg.Sessions.Closed(s, reason)
+	}
+}

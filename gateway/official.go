@@ -1,0 +1,394 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/linkops/linkops/listeners"
+	"github.com/linkops/linkops/protocol"
+	"github.com/linkops/linkops/protocol/official"
+)
+
+// CoAP response codes (RFC 7252 §12.1.2) as listeners.Reply carries them.
+const (
+	coapCreated    = 65  // 2.01
+	coapContent    = 69  // 2.05
+	coapBadRequest = 128 // 4.00
+)
+
+// officialCodec is the built-in JetLinks official protocol (SPEC §5.2) on a transport.
+func officialCodec(transport string, now func() time.Time) codec {
+	return &officialProto{transport: transport, now: now}
+}
+
+type officialProto struct {
+	transport string
+	now       func() time.Time
+}
+
+func (o *officialProto) authenticates() bool { return false }
+
+func (o *officialProto) subscribe(productID, deviceID, filter string) bool {
+	return officialSubscribe(productID, deviceID, filter)
+}
+
+func officialSubscribe(productID, deviceID, filter string) bool {
+	return official.AllowedSubscription(productID, deviceID, filter)
+}
+
+// officialMQTTAuth checks an MQTT CONNECT against the secureId and secureKey of the
+// device's product: md5-signed or plain (SPEC §5.2).
+func officialMQTTAuth(c *conn, now time.Time) (string, error) {
+	deviceID := c.info.ClientID
+	_, p, err := c.rt.device(deviceID)
+	if err != nil {
+		return deviceID, err
+	}
+	if p.SecureKey == "" {
+		return deviceID, fmt.Errorf("%w: product %s has no secureKey, so its devices cannot log in", listeners.ErrBadCredentials, p.ID)
+	}
+	if err := official.CheckMQTT(p.SecureID, p.SecureKey, c.info.Username, c.info.Password, now); err != nil {
+		return deviceID, fmt.Errorf("%w: %v", listeners.ErrBadCredentials, err)
+	}
+	return deviceID, nil
+}
+
+// bearer is the token of an Authorization header or of ?token=.
+func bearer(info listeners.ConnInfo) string {
+	if h := info.Header.Get("Authorization"); h != "" {
+		if v, ok := strings.CutPrefix(h, "Bearer "); ok {
+			return strings.TrimSpace(v)
+		}
+		return strings.TrimSpace(h)
+	}
+	return info.Query.Get("token")
+}
+
+func (o *officialProto) open(ctx context.Context, c *conn) (string, error) {
+	switch o.transport {
+	case listeners.TransportMQTT:
+		return officialMQTTAuth(c, o.now())
+	case listeners.TransportWebSocket:
+		// ws://host/{productId}/{deviceId} with the product's secureKey as bearer token.
+		parts := strings.Split(strings.Trim(c.info.Path, "/"), "/")
+		if len(parts) < 2 {
+			return "", fmt.Errorf("%w: connect to /{productId}/{deviceId}", listeners.ErrNotAuthorized)
+		}
+		deviceID := parts[1]
+		_, p, err := c.rt.device(deviceID)
+		if err != nil {
+			return deviceID, err
+		}
+		if p.ID != parts[0] {
+			return deviceID, fmt.Errorf("%w: device %s is not of product %s", listeners.ErrNotAuthorized, deviceID, parts[0])
+		}
+		if p.SecureKey == "" || bearer(c.info) != p.SecureKey {
+			return deviceID, fmt.Errorf("%w: the token is not the product's secureKey", listeners.ErrBadCredentials)
+		}
+		return deviceID, nil
+	case listeners.TransportTCP, listeners.TransportUDP:
+		c.state = &binaryState{}
+	}
+	return "", nil
+}
+
+func (o *officialProto) decode(ctx context.Context, c *conn, f listeners.Frame) (decoded, error) {
+	switch o.transport {
+	case listeners.TransportMQTT:
+		m, err := official.DecodeJSON(f.Topic, f.Payload)
+		return o.decodedJSON(c, m, err)
+	case listeners.TransportWebSocket:
+		_, m, err := official.DecodeWebSocket(f.Payload)
+		return o.decodedJSON(c, m, err)
+	case listeners.TransportHTTP:
+		return o.decodeHTTP(c, f)
+	case listeners.TransportCoAP:
+		return o.decodeCoAP(c, f)
+	case listeners.TransportTCP:
+		return o.decodeTCP(c, f)
+	case listeners.TransportUDP:
+		return o.decodeUDP(c, f)
+	}
+	return decoded{}, fmt.Errorf("%w: the official protocol does not speak %s", listeners.ErrDropped, o.transport)
+}
+
+// decodedJSON is a decoded topic message; time-sync is answered at once.
+func (o *officialProto) decodedJSON(c *conn, m protocol.Message, err error) (decoded, error) {
+	if err != nil {
+		return decoded{}, fmt.Errorf("%w: %v", listeners.ErrDropped, err)
+	}
+	out := decoded{messages: []protocol.Message{m}}
+	if m.Type == protocol.TypeTimeSync {
+		reply, err := o.timeSyncReply(c, m)
+		if err == nil {
+			out.replies = append(out.replies, reply)
+		}
+	}
+	return out, nil
+}
+
+func (o *officialProto) timeSyncReply(c *conn, m protocol.Message) (listeners.Frame, error) {
+	r := protocol.Message{Type: protocol.TypeTimeSyncReply, DeviceID: m.DeviceID, MessageID: m.MessageID, Timestamp: o.now().UnixMilli()}
+	return o.encode(context.Background(), c, r)
+}
+
+// jsonReply is an HTTP answer of the official protocol.
+func jsonReply(status int, body any) *listeners.Reply {
+	b, _ := json.Marshal(body)
+	return &listeners.Reply{Code: status, ContentType: "application/json", Payload: b}
+}
+
+// decodeHTTP: POST /{productId}/{deviceId}/<suffix> with the product's secureKey as
+// bearer token (SPEC §5.2).
+func (o *officialProto) decodeHTTP(c *conn, f listeners.Frame) (decoded, error) {
+	unauthorized := jsonReply(http.StatusUnauthorized, map[string]any{"success": false, "code": "unauthorized"})
+	productID, deviceID, _, ok := official.ParseTopic(f.Topic)
+	if !ok {
+		return decoded{reply: jsonReply(http.StatusBadRequest, map[string]any{"success": false, "code": "bad_topic",
+			"message": "post to /{productId}/{deviceId}/<suffix>"})}, fmt.Errorf("%w: bad topic %q", listeners.ErrDropped, f.Topic)
+	}
+	_, p, err := c.rt.device(deviceID)
+	if err != nil || p.ID != productID {
+		return decoded{reply: unauthorized}, fmt.Errorf("%w: unknown device %s of product %s", listeners.ErrNotAuthorized, deviceID, productID)
+	}
+	if p.SecureKey == "" || bearer(c.info) != p.SecureKey {
+		return decoded{reply: unauthorized}, fmt.Errorf("%w: the bearer token is not the product's secureKey", listeners.ErrNotAuthorized)
+	}
+	m, err := official.DecodeJSON(f.Topic, f.Payload)
+	if err != nil {
+		return decoded{reply: jsonReply(http.StatusBadRequest, map[string]any{"success": false, "code": "bad_payload", "message": err.Error()})},
+			fmt.Errorf("%w: %v", listeners.ErrDropped, err)
+	}
+	out := decoded{identify: deviceID, messages: []protocol.Message{m}, reply: jsonReply(http.StatusOK, map[string]any{"success": true})}
+	if m.Type == protocol.TypeTimeSync {
+		out.reply = jsonReply(http.StatusOK, map[string]any{"success": true, "messageId": m.MessageID, "timestamp": o.now().UnixMilli()})
+	}
+	return out, nil
+}
+
+// decodeCoAP: POST /{productId}/{deviceId}/<suffix>, the payload AES-ECB encrypted under
+// the product's secureKey; 2.01, or 4.00 when it does not decrypt or decode (SPEC §5.2).
+func (o *officialProto) decodeCoAP(c *conn, f listeners.Frame) (decoded, error) {
+	bad := func(err error) (decoded, error) {
+		return decoded{reply: &listeners.Reply{Code: coapBadRequest, ContentType: "text/plain", Payload: []byte(err.Error())}},
+			fmt.Errorf("%w: %v", listeners.ErrDropped, err)
+	}
+	productID, deviceID, _, ok := official.ParseTopic(f.Topic)
+	if !ok {
+		return bad(fmt.Errorf("post to /{productId}/{deviceId}/<suffix>, not %q", f.Topic))
+	}
+	_, p, err := c.rt.device(deviceID)
+	if err != nil || p.ID != productID {
+		return bad(fmt.Errorf("unknown device %s of product %s", deviceID, productID))
+	}
+	plain, err := official.Decrypt(p.SecureKey, f.Payload)
+	if err != nil {
+		return bad(err)
+	}
+	m, err := official.DecodeJSON(f.Topic, plain)
+	if err != nil {
+		return bad(err)
+	}
+	out := decoded{identify: deviceID, messages: []protocol.Message{m}, reply: &listeners.Reply{Code: coapCreated}}
+	if m.Type == protocol.TypeTimeSync {
+		body, _ := json.Marshal(map[string]any{"messageId": m.MessageID, "timestamp": o.now().UnixMilli()})
+		enc, err := official.Encrypt(p.SecureKey, body)
+		if err != nil {
+			return bad(err)
+		}
+		out.reply = &listeners.Reply{Code: coapContent, ContentType: "application/octet-stream", Payload: enc}
+	}
+	return out, nil
+}
+
+// binaryState is a TCP connection's side of the binary protocol: whether its online frame
+// was accepted, and which downlink each outstanding seq stands for (replies carry the seq,
+// the API waits on the messageId).
+type binaryState struct {
+	mu      sync.Mutex
+	authed  bool
+	seq     uint16
+	pending map[uint16]string
+}
+
+func (b *binaryState) next(messageID string) uint16 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.seq++
+	if b.seq == 0 {
+		b.seq = 1
+	}
+	if b.pending == nil {
+		b.pending = map[uint16]string{}
+	}
+	if len(b.pending) > 1024 {
+		clear(b.pending) // a device that never answers must not grow this forever
+	}
+	b.pending[b.seq] = messageID
+	return b.seq
+}
+
+func (b *binaryState) reply(seq uint16) (string, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	id, ok := b.pending[seq]
+	delete(b.pending, seq)
+	return id, ok
+}
+
+// decodeTCP: the first frame must be an online frame with the product's secureKey; an
+// unauthenticated connection gets ack 0x01 and is closed.
+func (o *officialProto) decodeTCP(c *conn, f listeners.Frame) (decoded, error) {
+	st, _ := c.state.(*binaryState)
+	if st == nil {
+		st = &binaryState{}
+		c.state = st
+	}
+	fr, err := official.DecodeTCP(f.Payload)
+	if err != nil {
+		return decoded{}, fmt.Errorf("%w: %v", listeners.ErrDropped, err)
+	}
+	now := o.now()
+	ack := func(code official.AckCode) listeners.Frame {
+		b, _ := official.EncodeTCP(official.AckFor(fr, code, now))
+		return listeners.Frame{Payload: b}
+	}
+	st.mu.Lock()
+	authed := st.authed
+	st.mu.Unlock()
+	if !authed {
+		deny := func(reason string) (decoded, error) {
+			_ = c.lc.Send(ack(official.AckUnauthorized))
+			return decoded{}, fmt.Errorf("%w: %s", listeners.ErrNotAuthorized, reason)
+		}
+		if fr.Type != official.FrameOnline {
+			return deny("the first frame must be an online frame")
+		}
+		_, p, err := c.rt.device(fr.DeviceID)
+		if err != nil {
+			return deny(err.Error())
+		}
+		if p.SecureKey == "" || fr.Key != p.SecureKey {
+			return deny("the online frame's key is not the product's secureKey")
+		}
+		st.mu.Lock()
+		st.authed = true
+		st.mu.Unlock()
+		return decoded{identify: fr.DeviceID, messages: []protocol.Message{onlineOf(fr)}, replies: []listeners.Frame{ack(official.AckOK)}}, nil
+	}
+	d, _ := c.Device()
+	if fr.DeviceID == "" && d != nil {
+		fr.Message.DeviceID = d.ID
+	}
+	switch fr.Type {
+	case official.FrameKeepalive:
+		return decoded{}, nil
+	case official.FrameAck:
+		return decoded{}, nil
+	case official.FrameOnline:
+		return decoded{replies: []listeners.Frame{ack(official.AckOK)}}, nil
+	case official.FrameReadPropertyReply, official.FrameWritePropertyReply, official.FrameFunctionReply:
+		if id, ok := st.reply(fr.Seq); ok {
+			fr.Message.MessageID = id
+		}
+		return decoded{messages: []protocol.Message{fr.Message}}, nil
+	case official.FrameReportProperty, official.FrameEvent:
+		return decoded{messages: []protocol.Message{fr.Message}, replies: []listeners.Frame{ack(official.AckOK)}}, nil
+	}
+	return decoded{replies: []listeners.Frame{ack(official.AckUnsupported)}}, fmt.Errorf("%w: %s frames are not sent by devices", listeners.ErrDropped, fr.Type)
+}
+
+// onlineOf is the online message of an accepted online frame.
+func onlineOf(fr official.Frame) protocol.Message {
+	m := fr.Message
+	m.Type, m.DeviceID = protocol.TypeOnline, fr.DeviceID
+	return m
+}
+
+// decodeUDP: each datagram carries the secureKey and one binary message; answered with an
+// ack datagram (SPEC §5.2).
+func (o *officialProto) decodeUDP(c *conn, f listeners.Frame) (decoded, error) {
+	dg, err := official.DecodeUDP(f.Payload)
+	if err != nil {
+		return decoded{}, fmt.Errorf("%w: %v", listeners.ErrDropped, err)
+	}
+	now := o.now()
+	answer := func(code official.AckCode) listeners.Frame {
+		b, _ := official.EncodeUDP(official.Datagram{AuthType: official.AuthToken, Frame: official.AckFor(dg.Frame, code, now)})
+		return listeners.Frame{Payload: b}
+	}
+	deviceID := dg.Frame.DeviceID
+	if deviceID == "" {
+		if d, _ := c.Device(); d != nil {
+			deviceID = d.ID
+		}
+	}
+	_, p, err := c.rt.device(deviceID)
+	if err != nil || p.SecureKey == "" || dg.Key != p.SecureKey {
+		_ = c.lc.Send(answer(official.AckUnauthorized))
+		if err == nil {
+			err = errors.New("the datagram's key is not the product's secureKey")
+		}
+		return decoded{}, fmt.Errorf("%w: %v", listeners.ErrDropped, err)
+	}
+	fr := dg.Frame
+	fr.Message.DeviceID = deviceID
+	out := decoded{identify: deviceID, replies: []listeners.Frame{answer(official.AckOK)}}
+	switch fr.Type {
+	case official.FrameKeepalive, official.FrameAck:
+	case official.FrameOnline:
+		out.messages = []protocol.Message{onlineOf(fr)}
+	case official.FrameReadPropertyReply, official.FrameWritePropertyReply, official.FrameFunctionReply:
+		if st, _ := c.state.(*binaryState); st != nil {
+			if id, ok := st.reply(fr.Seq); ok {
+				fr.Message.MessageID = id
+			}
+		}
+		out.messages = []protocol.Message{fr.Message}
+		out.replies = nil
+	case official.FrameReportProperty, official.FrameEvent:
+		out.messages = []protocol.Message{fr.Message}
+	default:
+		return decoded{replies: []listeners.Frame{answer(official.AckUnsupported)}}, fmt.Errorf("%w: %s datagrams are not sent by devices", listeners.ErrDropped, fr.Type)
+	}
+	return out, nil
+}
+
+func (o *officialProto) encode(ctx context.Context, c *conn, m protocol.Message) (listeners.Frame, error) {
+	_, p := c.Device()
+	if p == nil {
+		return listeners.Frame{}, errors.New("the connection has no device yet")
+	}
+	switch o.transport {
+	case listeners.TransportMQTT:
+		topic, payload, err := official.EncodeJSON(p.ID, m)
+		return listeners.Frame{Topic: topic, Payload: payload}, err
+	case listeners.TransportWebSocket:
+		b, err := official.EncodeWebSocket(p.ID, m)
+		return listeners.Frame{Topic: c.info.Path, Payload: b}, err
+	case listeners.TransportTCP, listeners.TransportUDP:
+		st, _ := c.state.(*binaryState)
+		if st == nil {
+			st = &binaryState{}
+			c.state = st
+		}
+		fr, err := official.FrameOf(m, st.next(m.MessageID))
+		if err != nil {
+			return listeners.Frame{}, err
+		}
+		var b []byte
+		if o.transport == listeners.TransportTCP {
+			b, err = official.EncodeTCP(fr)
+		} else {
+			b, err = official.EncodeUDP(official.Datagram{AuthType: official.AuthToken, Key: p.SecureKey, Frame: fr})
+		}
+		return listeners.Frame{Payload: b}, err
+	}
+	return listeners.Frame{}, fmt.Errorf("the official protocol sends nothing down over %s", o.transport)
+}
