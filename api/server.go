@@ -61,8 +61,8 @@ type Config struct {
 	Listeners Listeners
 	// Sessions is this node's device sessions: downlinks, reports, message streams.
 	Sessions Sessions
-	Logger    *slog.Logger
-	Registry  *prometheus.Registry
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
 	// TokenTTL is how long login tokens last.
 	TokenTTL time.Duration
 	// TempDir receives uploaded snapshots while they are verified.
