@@ -2,11 +2,19 @@ package testutil
 
 import (
 	"archive/zip"
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
+	"mime/multipart"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/linkops/linkops/client"
 )
 
 // GoodCodec is a JavaScript codec that exports decode and encode: it reports the first byte
@@ -64,4 +72,58 @@ func LocalProtocolDir(t testing.TB, id string, transports ...string) string {
 		}
 	}
 	return dir
+}
+
+// UploadProtocol creates a package protocol from a zip through the API (multipart, as
+// browsers and the CLI send it).
+func UploadProtocol(t testing.TB, admin *client.Client, id string, zip []byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	_ = mw.WriteField("id", id)
+	_ = mw.WriteField("name", id)
+	_ = mw.WriteField("type", "package")
+	fw, _ := mw.CreateFormFile("file", id+".zip")
+	_, _ = fw.Write(zip)
+	_ = mw.Close()
+	resp, err := admin.Raw(context.Background(), http.MethodPost, "/api/v1/protocols", &buf, mw.FormDataContentType(), nil)
+	if err != nil {
+		t.Fatalf("upload protocol %s: %v", id, err)
+	}
+	resp.Body.Close()
+}
+
+// Metric sums the samples of a Prometheus metric on the node c talks to whose labels
+// include every one of labels.
+func Metric(t testing.TB, c *client.Client, name string, labels map[string]string) float64 {
+	t.Helper()
+	resp, err := c.Raw(context.Background(), http.MethodGet, "/metrics", nil, "", nil)
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		ok := true
+		for k, v := range labels {
+			if !strings.Contains(line, k+`="`+v+`"`) {
+				ok = false
+				break
+			}
+		}
+		if !ok {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v); err == nil {
+			sum += v
+		}
+	}
+	return sum
 }
