@@ -264,3 +264,38 @@ func TestTakeoverAcrossNodes(t *testing.T) {
 		t.Fatalf("the device showed %+v during the takeovers; it must stay online", v)
 	}
 }
+
+// TestPropertiesSurviveMovesAndRestarts: values reported on one node stay visible after
+// the device moved to another and after a restart of the node that recorded them; while
+// that node is down the answer names it as missing (SPEC §4.6).
+func TestPropertiesSurviveMovesAndRestarts(t *testing.T) {
+	c := startCluster(t)
+	dumpLogs(t, c)
+	port := mqttGateway(t, c, "mqtt-props", "gw-props", "official")
+	p := testutil.CreateProductWithDevices(t, c.admin, "pump", "gw-props", "pump-1")
+	c.synced(t)
+
+	first := testutil.ConnectMQTTDevice(t, hostPort(1, port), "pump-1", p)
+	first.Report(t, map[string]any{"pressure": 2.5})
+	testutil.WaitDevice(t, c.admin, "pump-1", "reporting on node2", func(d testutil.Device) bool {
+		return d.ServerID == "node2" && d.Properties["pressure"] == 2.5
+	})
+	first.Close()
+	moved := testutil.ConnectMQTTDevice(t, hostPort(2, port), "pump-1", p)
+	moved.Report(t, map[string]any{"flow": 7.0})
+	testutil.WaitDevice(t, c.admin, "pump-1", "on node3 with both values", func(d testutil.Device) bool {
+		return d.State == "online" && d.ServerID == "node3" && d.Properties["pressure"] == 2.5 && d.Properties["flow"] == 7.0
+	})
+
+	c.nodes[1].Stop(t)
+	d := testutil.WaitDevice(t, c.admin, "pump-1", "answered with node2 missing", func(d testutil.Device) bool {
+		return len(d.Missing) == 1 && d.Missing[0] == "node2"
+	})
+	if d.Properties["flow"] != 7.0 {
+		t.Fatalf("with node2 down the answer lost node3's value: %+v", d)
+	}
+	c.nodes[1] = c.nodes[1].Restart(t, c.nodes[0].Cluster().GossipAddr())
+	testutil.WaitDevice(t, c.admin, "pump-1", "whole again once node2 is back", func(d testutil.Device) bool {
+		return len(d.Missing) == 0 && d.Properties["pressure"] == 2.5 && d.Properties["flow"] == 7.0 && d.State == "online"
+	})
+}

@@ -165,3 +165,21 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Restart stops the node (if it runs) and starts it again from its data directory with
+// the same configuration, joining the gossip addresses given (a running member's); it
+// returns the new node.
+func (n *TestNode) Restart(t testing.TB, join ...string) *TestNode {
+	t.Helper()
+	n.Stop(t)
+	cfg := n.Cfg
+	cfg.HTTPAddr, cfg.RaftAddr, cfg.GossipAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	if len(join) > 0 {
+		cfg.Join = join
+	}
+	tn, err := startNode(t, n.Dir, func(c *node.Config) { *c = cfg })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tn
+}
