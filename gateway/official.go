@@ -187,11 +187,7 @@ func (o *officialProto) decodeCoAP(c *conn, f listeners.Frame) (decoded, error) 
 	if err != nil || p.ID != productID {
 		return bad(fmt.Errorf("unknown device %s of product %s", deviceID, productID))
 	}
-	plain, err := official.Decrypt(p.SecureKey, f.Payload)
-	if err != nil {
-		return bad(err)
-	}
-	m, err := official.DecodeJSON(f.Topic, plain)
+	m, err := official.DecodeCoAP(f.Topic, "", p.SecureKey, f.Payload)
 	if err != nil {
 		return bad(err)
 	}

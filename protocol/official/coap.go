@@ -1,10 +1,15 @@
 package official
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
+
+	"github.com/fxamacker/cbor/v2"
 
 	"github.com/linkops/linkops/protocol"
 )
@@ -88,11 +93,14 @@ func coapTopic(path string) string {
 }
 
 // DecodeCoAP decodes a CoAP uplink: the path is the topic (SPEC §5.2), the payload JSON
-// encrypted under secureKey, and the message's device is CoAPDeviceID's. CBOR payloads
-// (content-format 60, which the reference also takes) are not accepted.
+// or CBOR (content-format 60, which the reference also takes) encrypted under secureKey,
+// and the message's device is CoAPDeviceID's.
 func DecodeCoAP(path, deviceIDOption, secureKey string, payload []byte) (protocol.Message, error) {
 	plain, err := Decrypt(secureKey, payload)
 	if err != nil {
+		return protocol.Message{}, err
+	}
+	if plain, err = coapJSON(plain); err != nil {
 		return protocol.Message{}, err
 	}
 	m, err := DecodeJSON(coapTopic(path), plain)
@@ -136,4 +144,25 @@ func DecodeCoAPReply(secureKey, topic string, body []byte) (protocol.Message, er
 		return protocol.Message{}, err
 	}
 	return DecodeDownJSON(topic, plain)
+}
+
+// cborMaps decodes CBOR maps as JSON objects.
+var cborMaps, _ = cbor.DecOptions{DefaultMapType: reflect.TypeOf(map[string]any(nil)), MaxNestedLevels: MaxDepth}.DecMode()
+
+// coapJSON returns a decrypted CoAP payload as JSON: JSON as it is, CBOR converted. A CBOR
+// payload starts with a major-type byte that is never '{' nor white space.
+func coapJSON(plain []byte) ([]byte, error) {
+	t := bytes.TrimSpace(plain)
+	if len(t) == 0 || t[0] == '{' {
+		return plain, nil
+	}
+	var v any
+	if err := cborMaps.Unmarshal(plain, &v); err != nil {
+		return nil, fmt.Errorf("%w: the payload is neither JSON nor CBOR: %v", ErrPayload, err)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the CBOR payload has no JSON form: %v", ErrPayload, err)
+	}
+	return b, nil
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fxamacker/cbor/v2"
+
 	"github.com/linkops/linkops/protocol"
 )
 
@@ -120,5 +122,30 @@ func TestCoAP(t *testing.T) {
 	}
 	if _, err := EncodeCoAPReply(coapKey, protocol.Message{Type: protocol.TypeReportProperty}); !errors.Is(err, ErrUnsupported) {
 		t.Fatalf("EncodeCoAPReply of an uplink: %v", err)
+	}
+}
+
+// TestCoAPAcceptsCBOR: a CBOR report (content-format 60) decrypts and decodes like its
+// JSON form.
+func TestCoAPAcceptsCBOR(t *testing.T) {
+	const key = "0123456789abcdef"
+	body, err := cbor.Marshal(map[string]any{"messageId": "m1", "properties": map[string]any{"temp": 21.5, "on": true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := Encrypt(key, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := DecodeCoAP("/p/d/properties/report", "", key, enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Type != protocol.TypeReportProperty || m.MessageID != "m1" || m.Properties["temp"] != 21.5 || m.Properties["on"] != true {
+		t.Fatalf("CBOR report decoded as %+v", m)
+	}
+	garbage, _ := Encrypt(key, []byte{0xff, 0x00, 0x13})
+	if _, err := DecodeCoAP("/p/d/properties/report", "", key, garbage); err == nil {
+		t.Fatal("garbage that is neither JSON nor CBOR decoded")
 	}
 }

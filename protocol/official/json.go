@@ -410,18 +410,18 @@ func writeFields(m *protocol.Message, set int) map[string]any {
 	return out
 }
 
-// Input is one function input as the wire carries it (the reference's FunctionParameter).
-type Input struct {
+// input is one function input as the wire carries it (the reference's FunctionParameter).
+type input struct {
 	Name  string `json:"name"`
 	Value any    `json:"value"`
 }
 
 // inputList is inputs as [{name, value}] sorted by name (SPEC §5.2), so the same call is
 // always the same bytes.
-func inputList(inputs map[string]any) []Input {
-	out := make([]Input, 0, len(inputs))
+func inputList(inputs map[string]any) []input {
+	out := make([]input, 0, len(inputs))
 	for k, v := range inputs {
-		out = append(out, Input{Name: k, Value: v})
+		out = append(out, input{Name: k, Value: v})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
