@@ -299,3 +299,44 @@ func TestPropertiesSurviveMovesAndRestarts(t *testing.T) {
 		return len(d.Missing) == 0 && d.Properties["pressure"] == 2.5 && d.Properties["flow"] == 7.0 && d.State == "online"
 	})
 }
+
+// TestMQTTClientGateway: an mqtt-client-gateway takes official messages from a real
+// broker (mosquitto) through node2's MQTT_CLIENT: a device publishing there is online on
+// node2 with its report, and a read through node1 goes out through the broker and comes
+// back with the device's answer.
+func TestMQTTClientGateway(t *testing.T) {
+	c := startCluster(t)
+	dumpLogs(t, c)
+	broker := startMosquitto(t)
+	c.create(t, map[string]any{"id": "uplink", "name": "uplink", "type": "MQTT_CLIENT", "shareCluster": false,
+		"cluster": []map[string]any{{"serverId": "node2", "configuration": map[string]any{
+			"remoteHost": "127.0.0.1", "remotePort": broker, "topics": []string{"/+/+/#"}}}}})
+	testutil.WaitComponentStates(t, c.admin, "uplink", map[string]string{"node2": "running"})
+	c.do(t, http.MethodPost, "/api/v1/gateways", map[string]any{"id": "gw-uplink", "name": "gw-uplink", "provider": "mqtt-client-gateway",
+		"channelId": "uplink", "protocol": "official", "state": "enabled"}, nil)
+	p := testutil.CreateProductWithDevices(t, c.admin, "tracker", "gw-uplink", "tr-1")
+	c.synced(t)
+
+	addr := fmt.Sprintf("127.0.0.1:%d", broker)
+	d, err := testutil.DialMQTTDevice(addr, "tr-1", p, testutil.MQTTOptions(addr, "tr-1", p, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if tok := d.Client.Subscribe("/tracker/tr-1/#", 0, nil); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe at the broker: %v", tok.Error())
+	}
+	d.Report(t, map[string]any{"lat": 48.1})
+	testutil.WaitDevice(t, c.admin, "tr-1", "online on node2 through the broker", func(d testutil.Device) bool {
+		return d.State == "online" && d.ServerID == "node2" && d.Properties["lat"] == 48.1
+	})
+	d.Values["lat"] = 48.2
+	var read struct {
+		Success    bool
+		Properties map[string]any
+	}
+	c.do(t, http.MethodPost, "/api/v1/devices/tr-1/properties/read", map[string]any{"properties": []string{"lat"}}, &read)
+	if !read.Success || read.Properties["lat"] != 48.2 {
+		t.Fatalf("read through the broker: %+v", read)
+	}
+}

@@ -62,7 +62,7 @@ func (s *scriptCodec) open(ctx context.Context, c *conn) (string, error) {
 	start := time.Now()
 	res, err := s.pool.Authenticate(ctx, protocol.AuthInput{Transport: c.transport, ClientID: c.info.ClientID,
 		Username: c.info.Username, Password: c.info.Password, Remote: c.info.Remote})
-	s.metrics.codecCall(c.gw.g.ID, "authenticate", start, err)
+	s.metrics.codecCall(c.gateway().g.ID, "authenticate", start, err)
 	if err != nil {
 		return "", fmt.Errorf("%w: the protocol's authenticate failed: %v", listeners.ErrNotAuthorized, err)
 	}
@@ -90,18 +90,18 @@ func (s *scriptCodec) decode(ctx context.Context, c *conn, f listeners.Frame) (d
 	}
 	start := time.Now()
 	msgs, errs, err := s.pool.Decode(ctx, in)
-	s.metrics.codecCall(c.gw.g.ID, "decode", start, err)
+	s.metrics.codecCall(c.gateway().g.ID, "decode", start, err)
 	if err != nil {
 		return decoded{}, fmt.Errorf("%w: %v", listeners.ErrDropped, err)
 	}
 	if len(errs) > 0 {
-		s.metrics.codecErrors(c.gw.g.ID, "reported", len(errs))
-		c.rt.log.Info("codec reported errors", "gateway", c.gw.g.ID, "protocol", s.protocolID, "device", in.DeviceID, "errors", strings.Join(errs, "; "))
+		s.metrics.codecErrors(c.gateway().g.ID, "reported", len(errs))
+		c.rt.log.Info("codec reported errors", "gateway", c.gateway().g.ID, "protocol", s.protocolID, "device", in.DeviceID, "errors", strings.Join(errs, "; "))
 	}
 	var out decoded
 	for _, m := range msgs {
 		if !protocol.IsUp(m.Type) {
-			s.metrics.codecErrors(c.gw.g.ID, "garbage", 1)
+			s.metrics.codecErrors(c.gateway().g.ID, "garbage", 1)
 			continue
 		}
 		out.messages = append(out.messages, m)
@@ -115,7 +115,7 @@ func (s *scriptCodec) decode(ctx context.Context, c *conn, f listeners.Frame) (d
 func (s *scriptCodec) encode(ctx context.Context, c *conn, m protocol.Message) (listeners.Frame, error) {
 	start := time.Now()
 	res, err := s.pool.Encode(ctx, m.DeviceID, m)
-	s.metrics.codecCall(c.gw.g.ID, "encode", start, err)
+	s.metrics.codecCall(c.gateway().g.ID, "encode", start, err)
 	if err != nil {
 		return listeners.Frame{}, err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/linkops/linkops/listeners"
 	"github.com/linkops/linkops/protocol"
@@ -30,18 +31,28 @@ type handler struct {
 func (h *handler) Open(ctx context.Context, lc listeners.Conn) (listeners.Session, error) {
 	info := lc.Info()
 	gws := h.rt.current().byComponent[h.componentID]
+	c := &conn{rt: h.rt, lc: lc, info: info, transport: info.Transport, componentID: h.componentID}
 	if len(gws) == 0 {
-		return listeners.NoGateway{}.Open(ctx, lc)
+		switch info.Transport {
+		case listeners.TransportMQTT, listeners.TransportHTTP, listeners.TransportCoAP:
+			if !info.Outbound {
+				return listeners.NoGateway{}.Open(ctx, lc)
+			}
+		}
+		// A stream that outlives the moment (MQTT_CLIENT's broker connection, a TCP or
+		// WebSocket device, a UDP peer) finds its gateway at its first message after one is
+		// enabled; until then its messages are dropped and counted (SPEC §4.3.1).
+		return c, nil
 	}
-	c := &conn{rt: h.rt, lc: lc, info: info, transport: info.Transport}
 	if info.Outbound {
 		// MQTT_CLIENT's broker connection carries many devices: each message names its own.
-		c.gw, c.shared = gws[0], true
+		c.setGateway(gws[0])
+		c.shared = true
 		return c, nil
 	}
 	if info.Transport != listeners.TransportMQTT {
-		c.gw = gws[0] // only an MQTT_SERVER may be shared by several gateways
-		deviceID, err := c.gw.codec.open(ctx, c)
+		c.setGateway(gws[0]) // only an MQTT_SERVER may be shared by several gateways
+		deviceID, err := c.gateway().codec.open(ctx, c)
 		if err != nil {
 			h.rt.refused(c, deviceID, err)
 			return nil, err
@@ -60,7 +71,7 @@ func (h *handler) Open(ctx context.Context, lc listeners.Conn) (listeners.Sessio
 		h.rt.refused(c, info.ClientID, err)
 		return nil, err
 	}
-	c.gw = g
+	c.setGateway(g)
 	deviceID, err := g.codec.open(ctx, c)
 	if err == nil {
 		err = c.bind(deviceID)
@@ -113,8 +124,8 @@ func (r *Runtime) device(id string) (*resource.Device, *resource.Product, error)
 // refused logs a refused connection with its reason (SPEC §5.2: each refusal is logged).
 func (r *Runtime) refused(c *conn, deviceID string, err error) {
 	gateway := ""
-	if c.gw != nil {
-		gateway = c.gw.g.ID
+	if c.gateway() != nil {
+		gateway = c.gateway().g.ID
 	}
 	r.cfg.Metrics.refusal(gateway, err)
 	r.log.Info("device refused", "gateway", gateway, "device", deviceID, "transport", c.transport, "remote", c.info.Remote, "reason", err.Error())
@@ -122,11 +133,14 @@ func (r *Runtime) refused(c *conn, deviceID string, err error) {
 
 // conn is one admitted connection (listeners.Session): bound to one device once known.
 type conn struct {
-	rt        *Runtime
-	lc        listeners.Conn
-	info      listeners.ConnInfo
-	transport string
-	gw        *gw
+	rt          *Runtime
+	componentID string
+	lc          listeners.Conn
+	info        listeners.ConnInfo
+	transport   string
+	// gw is the connection's gateway, as of its last message: swapped when a new protocol
+	// version arrives, read by downlinks on other goroutines.
+	gw atomic.Pointer[gw]
 	// shared: an MQTT_CLIENT broker connection, whose messages each name their device.
 	shared bool
 
@@ -138,6 +152,9 @@ type conn struct {
 	state any
 }
 
+func (c *conn) gateway() *gw     { return c.gw.Load() }
+func (c *conn) setGateway(g *gw) { c.gw.Store(g) }
+
 // bind ties the connection to a device after checking that it is a registered device of
 // a product of this gateway, and opens its session (stream transports).
 func (c *conn) bind(deviceID string) error {
@@ -145,7 +162,7 @@ func (c *conn) bind(deviceID string) error {
 	if err != nil {
 		return err
 	}
-	if p.GatewayID != c.gw.g.ID {
+	if p.GatewayID != c.gateway().g.ID {
 		return errOtherGateway
 	}
 	c.mu.Lock()
@@ -161,7 +178,7 @@ func (c *conn) bind(deviceID string) error {
 		return nil
 	}
 	c.sess = c.rt.cfg.Sessions.Open(&session.Session{
-		DeviceID: d.ID, ProductID: p.ID, GatewayID: c.gw.g.ID, Transport: c.transport, Remote: c.info.Remote,
+		DeviceID: d.ID, ProductID: p.ID, GatewayID: c.gateway().g.ID, Transport: c.transport, Remote: c.info.Remote,
 		Send:  c.send,
 		Close: c.lc.Close,
 	})
@@ -188,12 +205,33 @@ func (c *conn) Device() (*resource.Device, *resource.Product) {
 // session manager.
 func (c *conn) Receive(ctx context.Context, f listeners.Frame) (*listeners.Reply, error) {
 	t := c.rt.current()
-	g := t.byID[c.gw.g.ID]
-	if g == nil {
-		// Disabled a moment ago: the table's follower is closing this connection.
-		return nil, fmt.Errorf("%w: gateway %s is not enabled", listeners.ErrNotAuthorized, c.gw.g.ID)
+	if c.gateway() == nil {
+		gws := t.byComponent[c.componentID]
+		if len(gws) == 0 {
+			return nil, fmt.Errorf("%w: %w", listeners.ErrDropped, listeners.ErrNoGateway)
+		}
+		c.setGateway(gws[0])
+		c.shared = c.info.Outbound
+		if !c.shared {
+			deviceID, err := c.gateway().codec.open(ctx, c)
+			if err == nil && deviceID != "" {
+				err = c.bind(deviceID)
+			}
+			if err != nil {
+				c.rt.refused(c, deviceID, err)
+				return nil, err
+			}
+		}
 	}
-	c.gw = g // a new protocol version applies to the next message
+	g := t.byID[c.gateway().g.ID]
+	if g == nil {
+		if c.shared {
+			return nil, fmt.Errorf("%w: gateway %s is not enabled", listeners.ErrDropped, c.gateway().g.ID)
+		}
+		// Disabled a moment ago: the table's follower is closing this connection.
+		return nil, fmt.Errorf("%w: gateway %s is not enabled", listeners.ErrNotAuthorized, c.gateway().g.ID)
+	}
+	c.setGateway(g) // a new protocol version applies to the next message
 	out, err := g.codec.decode(ctx, c, f)
 	if err != nil {
 		d, _ := c.Device()
@@ -269,9 +307,9 @@ func (c *conn) session() *session.Session {
 	if c.transport == listeners.TransportUDP {
 		send = c.send // to the device's last address
 	}
-	return c.rt.cfg.Sessions.Seen(d.ID, c.gw.g.ID, c.info.Remote, send, func() *session.Session {
-		return &session.Session{DeviceID: d.ID, ProductID: p.ID, GatewayID: c.gw.g.ID, Transport: c.transport,
-			Remote: c.info.Remote, Send: send, KeepOnline: c.gw.keepOnline}
+	return c.rt.cfg.Sessions.Seen(d.ID, c.gateway().g.ID, c.info.Remote, send, func() *session.Session {
+		return &session.Session{DeviceID: d.ID, ProductID: p.ID, GatewayID: c.gateway().g.ID, Transport: c.transport,
+			Remote: c.info.Remote, Send: send, KeepOnline: c.gateway().keepOnline}
 	})
 }
 
@@ -282,12 +320,12 @@ func (c *conn) deliverShared(topic string, m protocol.Message) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", listeners.ErrDropped, err)
 	}
-	if p.GatewayID != c.gw.g.ID {
+	if p.GatewayID != c.gateway().g.ID {
 		return fmt.Errorf("%w: %v", listeners.ErrDropped, errOtherGateway)
 	}
-	s := c.rt.cfg.Sessions.Seen(d.ID, c.gw.g.ID, c.info.Remote, c.send, func() *session.Session {
-		return &session.Session{DeviceID: d.ID, ProductID: p.ID, GatewayID: c.gw.g.ID, Transport: c.transport,
-			Remote: c.info.Remote, Send: c.send, KeepOnline: c.gw.keepOnline}
+	s := c.rt.cfg.Sessions.Seen(d.ID, c.gateway().g.ID, c.info.Remote, c.send, func() *session.Session {
+		return &session.Session{DeviceID: d.ID, ProductID: p.ID, GatewayID: c.gateway().g.ID, Transport: c.transport,
+			Remote: c.info.Remote, Send: c.send, KeepOnline: c.gateway().keepOnline}
 	})
 	c.rt.cfg.Sessions.Receive(s, topic, m)
 	return nil
@@ -295,9 +333,9 @@ func (c *conn) deliverShared(topic string, m protocol.Message) error {
 
 // send encodes a downlink with the gateway's current protocol and writes it.
 func (c *conn) send(ctx context.Context, m protocol.Message) error {
-	g := c.rt.current().byID[c.gw.g.ID]
+	g := c.rt.current().byID[c.gateway().g.ID]
 	if g == nil {
-		g = c.gw
+		g = c.gateway()
 	}
 	f, err := g.codec.encode(ctx, c, m)
 	if err != nil {
@@ -309,10 +347,10 @@ func (c *conn) send(ctx context.Context, m protocol.Message) error {
 // AuthorizeSubscribe lets an MQTT device subscribe only to its own topics (SPEC §5.2).
 func (c *conn) AuthorizeSubscribe(filter string) bool {
 	d, p := c.Device()
-	if d == nil {
+	if d == nil || c.gateway() == nil {
 		return false
 	}
-	return c.gw.codec.subscribe(p.ID, d.ID, filter)
+	return c.gateway().codec.subscribe(p.ID, d.ID, filter)
 }
 
 // Closed ends the device's session (only if it still is the device's session: the late

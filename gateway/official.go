@@ -358,6 +358,10 @@ func (o *officialProto) decodeUDP(c *conn, f listeners.Frame) (decoded, error) {
 
 func (o *officialProto) encode(ctx context.Context, c *conn, m protocol.Message) (listeners.Frame, error) {
 	_, p := c.Device()
+	if p == nil && c.shared {
+		// MQTT_CLIENT's broker connection carries many devices: the message names one.
+		_, p, _ = c.rt.device(m.DeviceID)
+	}
 	if p == nil {
 		return listeners.Frame{}, errors.New("the connection has no device yet")
 	}
