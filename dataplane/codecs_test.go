@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,6 +83,24 @@ func TestUploadedCodecOverTCP(t *testing.T) {
 	}
 	if n := testutil.Metric(t, node2, "linkops_device_messages_total", map[string]string{"gateway": "gw-lines", "direction": "up", "type": "reportProperty"}); n != 23 {
 		t.Fatalf("reports counted %v, want 23 (3 of s-a, 20 of s-b)", n)
+	}
+
+	// A new package reaches the node without dropping the connection: the same connection's
+	// next line is decoded by the new codec.
+	testutil.ReplacePackage(t, c.admin, "lines", testutil.ProtocolZip(t, map[string]string{
+		"manifest.json": testutil.Manifest("lines", "TCP"),
+		"codec.js":      strings.Replace(lineCodec, "props[kv[0]] = Number(kv[1]);", "props[kv[0]] = Number(kv[1]) * 10;", 1)}))
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 4; ; i++ {
+		fmt.Fprintf(a, "s-a temp=%d\n", i)
+		d := testutil.GetDevice(t, c.admin, "s-a")
+		if d.Properties["temp"] == float64(10*(i-1)) || d.Properties["temp"] == float64(10*i) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the new codec never decoded s-a's lines on its old connection: %+v", d)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 
 	// A line for a device that is not registered closes the TCP connection.

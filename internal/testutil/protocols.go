@@ -78,17 +78,28 @@ func LocalProtocolDir(t testing.TB, id string, transports ...string) string {
 // browsers and the CLI send it).
 func UploadProtocol(t testing.TB, admin *client.Client, id string, zip []byte) {
 	t.Helper()
+	sendPackage(t, admin, http.MethodPost, "/api/v1/protocols", map[string]string{"id": id, "name": id, "type": "package"}, zip)
+}
+
+// ReplacePackage uploads a new package for a protocol (PUT /api/v1/protocols/{id}/package).
+func ReplacePackage(t testing.TB, admin *client.Client, id string, zip []byte) {
+	t.Helper()
+	sendPackage(t, admin, http.MethodPut, "/api/v1/protocols/"+id+"/package", nil, zip)
+}
+
+func sendPackage(t testing.TB, admin *client.Client, method, path string, fields map[string]string, zip []byte) {
+	t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
-	_ = mw.WriteField("id", id)
-	_ = mw.WriteField("name", id)
-	_ = mw.WriteField("type", "package")
-	fw, _ := mw.CreateFormFile("file", id+".zip")
+	for k, v := range fields {
+		_ = mw.WriteField(k, v)
+	}
+	fw, _ := mw.CreateFormFile("file", "package.zip")
 	_, _ = fw.Write(zip)
 	_ = mw.Close()
-	resp, err := admin.Raw(context.Background(), http.MethodPost, "/api/v1/protocols", &buf, mw.FormDataContentType(), nil)
+	resp, err := admin.Raw(context.Background(), method, path, &buf, mw.FormDataContentType(), nil)
 	if err != nil {
-		t.Fatalf("upload protocol %s: %v", id, err)
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	resp.Body.Close()
 }
