@@ -340,3 +340,47 @@ func TestMQTTClientGateway(t *testing.T) {
 		t.Fatalf("read through the broker: %+v", read)
 	}
 }
+
+// TestDeviceLimits: an oversized MQTT packet disconnects that device only, and a device
+// may subscribe to its own topics but not to another device's (acceptance 9).
+func TestDeviceLimits(t *testing.T) {
+	c := startCluster(t)
+	dumpLogs(t, c)
+	port := mqttGateway(t, c, "mqtt-lim", "gw-lim", "official")
+	p := testutil.CreateProductWithDevices(t, c.admin, "gauge", "gw-lim", "g1", "g2")
+	c.synced(t)
+	lost := make(chan error, 1)
+	o := testutil.MQTTOptions(hostPort(0, port), "g1", p, false)
+	o.SetConnectionLostHandler(func(_ paho.Client, err error) { lost <- err })
+	big, err := testutil.DialMQTTDevice(hostPort(0, port), "g1", p, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer big.Close()
+	small := testutil.ConnectMQTTDevice(t, hostPort(0, port), "g2", p)
+
+	// Subscriptions: its own topics yes, another device's or everything no.
+	for filter, want := range map[string]byte{"/gauge/g2/#": 0, "/gauge/g2/properties/read": 0, "/gauge/g1/#": 0x80, "#": 0x80, "/+/+/properties/read": 0x80} {
+		tok := small.Client.Subscribe(filter, 0, nil)
+		if !tok.WaitTimeout(10 * time.Second) {
+			t.Fatalf("subscribe %s timed out", filter)
+		}
+		st := tok.(*paho.SubscribeToken)
+		if got := st.Result()[filter]; got != want {
+			t.Fatalf("SUBACK for %s is 0x%02x, want 0x%02x", filter, got, want)
+		}
+	}
+
+	// 9 KiB is over the component's default maxMessageSize of 8192.
+	big.Client.Publish("/gauge/g1/properties/report", 0, false, strings.Repeat("x", 9<<10))
+	select {
+	case <-lost:
+	case <-time.After(20 * time.Second):
+		t.Fatal("an oversized packet did not disconnect its device")
+	}
+	small.Report(t, map[string]any{"level": 3})
+	testutil.WaitDevice(t, c.admin, "g2", "still served after its neighbour's oversized packet", func(d testutil.Device) bool {
+		return d.State == "online" && d.Properties["level"] == float64(3)
+	})
+	testutil.WaitDevice(t, c.admin, "g1", "offline after its oversized packet", func(d testutil.Device) bool { return d.State == "offline" })
+}

@@ -46,6 +46,10 @@ type PresenceChange struct {
 	// At is ConnectedAt for an online change and the time of the disconnect for an
 	// offline one, on the observing node's clock.
 	At time.Time `json:"at"`
+	// ConnectedAt, on an offline change, is when the session connected: a session that
+	// came and went within one batch (its online coalesced away) is still recorded, as
+	// offline, when it is the device's latest.
+	ConnectedAt time.Time `json:"connectedAt,omitzero"`
 }
 
 // PresenceRequest is one batch of transitions, applied in order.
@@ -69,7 +73,8 @@ type PresenceResult struct {
 //   - online replaces the record unless it holds a session that connected later (a late
 //     online from a node the device has since left changes nothing);
 //   - offline applies only to the session it names, so a late offline from the old node of
-//     a taken-over session never overrides the newer one.
+//     a taken-over session never overrides the newer one — or to a session that connected
+//     after the recorded one, whose online was coalesced away in the same batch.
 //
 // An online for a device that no longer exists is dropped; deleting a device deletes its
 // presence.
@@ -124,12 +129,25 @@ func applyPresenceChange(txn *memdb.Txn, index uint64, c PresenceChange) (bool, 
 			}
 		}
 	} else {
-		if cur == nil || cur.Session != c.Session || !cur.Online {
+		at := c.At
+		switch {
+		case cur != nil && cur.Session == c.Session:
+			if !cur.Online {
+				return false, nil
+			}
+			next = *cur
+			next.Online, next.OfflineAt = false, &at
+		case !c.ConnectedAt.IsZero() && (cur == nil || c.ConnectedAt.After(cur.ConnectedAt)):
+			// A session newer than the record that is already gone: the device was online
+			// for a moment, and is offline now.
+			if raw, err := txn.First(resource.Devices.Name, "id", c.DeviceID); err != nil || raw == nil {
+				return false, err
+			}
+			next = Presence{DeviceID: c.DeviceID, ServerID: c.ServerID, Session: c.Session, ConnectedAt: c.ConnectedAt,
+				OnlineAt: c.ConnectedAt, OfflineAt: &at}
+		default:
 			return false, nil
 		}
-		next = *cur
-		at := c.At
-		next.Online, next.OfflineAt = false, &at
 	}
 	next.Index = index
 	if err := txn.Insert(presenceTable, &next); err != nil {

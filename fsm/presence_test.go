@@ -132,3 +132,26 @@ func TestPresenceSurvivesSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestBriefSessionIsRecordedOffline: a session whose online was coalesced away (it came
+// and went within one batch) still leaves the device offline, not notActive — unless an
+// older session's offline arrives, which changes nothing.
+func TestBriefSessionIsRecordedOffline(t *testing.T) {
+	f := newFSM(t)
+	withDevice(t, f)
+	brief := offline("d1", "node1", "s1", t1)
+	brief.ConnectedAt = t0
+	if r := presence(t, f, 3, brief); r.Applied != 1 {
+		t.Fatalf("brief session: %+v", r)
+	}
+	p := f.Store().Presence("d1")
+	if p == nil || p.Online || !p.OnlineAt.Equal(t0) || p.OfflineAt == nil || !p.OfflineAt.Equal(t1) {
+		t.Fatalf("after a brief session: %+v", p)
+	}
+	presence(t, f, 4, online("d1", "node2", "s2", t2))
+	older := offline("d1", "node1", "s0", t2)
+	older.ConnectedAt = t1
+	if r := presence(t, f, 5, older); r.Skipped != 1 || !f.Store().Presence("d1").Online {
+		t.Fatalf("an older session's offline changed the record: %+v", r)
+	}
+}

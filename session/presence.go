@@ -237,6 +237,6 @@ func (m *Manager) check(p *fsm.Presence) {
 		if m.writer.pendingSession(p.DeviceID, p.Session) {
 			return
 		}
-		m.writer.put(fsm.PresenceChange{DeviceID: p.DeviceID, ServerID: m.cfg.NodeID, Session: p.Session, At: m.cfg.Now().UTC()})
+		m.writer.put(fsm.PresenceChange{DeviceID: p.DeviceID, ServerID: m.cfg.NodeID, Session: p.Session, At: m.cfg.Now().UTC(), ConnectedAt: p.ConnectedAt})
 	}
 }

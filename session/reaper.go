@@ -49,7 +49,7 @@ func (r *Reaper) once(ctx context.Context) {
 		now := r.Now().UTC()
 		for _, p := range r.Store.PresenceOnServer(node) {
 			if p.Online {
-				changes = append(changes, fsm.PresenceChange{DeviceID: p.DeviceID, ServerID: node, Session: p.Session, At: now})
+				changes = append(changes, fsm.PresenceChange{DeviceID: p.DeviceID, ServerID: node, Session: p.Session, At: now, ConnectedAt: p.ConnectedAt})
 			}
 		}
 		for len(changes) > 0 && ctx.Err() == nil {

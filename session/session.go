@@ -216,7 +216,7 @@ func (m *Manager) Closed(s *Session, reason string) {
 	if !s.ended.Swap(true) {
 		m.cfg.Metrics.closed(s.GatewayID)
 	}
-	m.writer.put(fsm.PresenceChange{DeviceID: s.DeviceID, ServerID: m.cfg.NodeID, Session: s.id, At: m.cfg.Now().UTC()})
+	m.writer.put(fsm.PresenceChange{DeviceID: s.DeviceID, ServerID: m.cfg.NodeID, Session: s.id, At: m.cfg.Now().UTC(), ConnectedAt: s.connectedAt})
 	m.replies.fail(s.DeviceID)
 	m.log.Debug("device offline", "device", s.DeviceID, "gateway", s.GatewayID, "reason", reason)
 }
