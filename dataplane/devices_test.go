@@ -384,3 +384,43 @@ func TestDeviceLimits(t *testing.T) {
 	})
 	testutil.WaitDevice(t, c.admin, "g1", "offline after its oversized packet", func(d testutil.Device) bool { return d.State == "offline" })
 }
+
+// TestNoLeaderKeepsServing: a node that has lost its peers (no leader, no quorum) keeps
+// serving the devices connected to it and admits new ones: reports are decoded (its local
+// counters move), a downlink through it reaches its device, and nothing waits for raft
+// (SPEC §5.1).
+func TestNoLeaderKeepsServing(t *testing.T) {
+	c := startCluster(t)
+	dumpLogs(t, c)
+	port := mqttGateway(t, c, "mqtt-alone", "gw-alone", "official")
+	p := testutil.CreateProductWithDevices(t, c.admin, "meter", "gw-alone", "m1", "m2")
+	c.synced(t)
+	d1 := testutil.ConnectMQTTDevice(t, hostPort(2, port), "m1", p)
+	// Through node3 itself: its own state must hold the online before it is cut off.
+	testutil.WaitDevice(t, c.nodes[2].Client(c.admin.Token), "m1", "online on node3", func(d testutil.Device) bool { return d.ServerID == "node3" })
+
+	c.nodes[0].Stop(t)
+	c.nodes[1].Stop(t)
+	node3 := c.nodes[2].Client(c.admin.Token)
+	reports := map[string]string{"gateway": "gw-alone", "direction": "up", "type": "reportProperty"}
+	before := testutil.Metric(t, node3, "linkops_device_messages_total", reports)
+	for i := range 5 {
+		d1.Report(t, map[string]any{"n": i})
+	}
+	d2 := testutil.ConnectMQTTDevice(t, hostPort(2, port), "m2", p)
+	d2.Report(t, map[string]any{"n": 99})
+	testutil.WaitFor(t, 30*time.Second, "node3 to decode the reports without a leader", func() bool {
+		return testutil.Metric(t, node3, "linkops_device_messages_total", reports) >= before+6
+	})
+	d1.Values["n"] = 4
+	var read struct {
+		Success    bool
+		Properties map[string]any
+	}
+	if _, err := node3.Do(context.Background(), http.MethodPost, "/api/v1/devices/m1/properties/read?timeout=5s", map[string]any{"properties": []string{"n"}}, &read); err != nil || !read.Success {
+		t.Fatalf("a downlink through the leaderless node to its own device: %+v %v (presence %+v)", read, err, c.nodes[2].Store().Presence("m1"))
+	}
+	if q := testutil.Metric(t, node3, "linkops_presence_queue", nil); q < 1 {
+		t.Fatalf("presence queue %v: m2's online should wait for raft, queued", q)
+	}
+}

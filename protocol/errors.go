@@ -30,6 +30,9 @@ var (
 	ErrGarbage = errors.New("codec returned garbage")
 	// ErrInput: the input cannot be given to the codec (too large, or not JSON).
 	ErrInput = errors.New("codec input refused")
+	// ErrNoAuthenticate: Authenticate was called on a codec that exports no authenticate
+	// (ask HasAuthenticate first).
+	ErrNoAuthenticate = errors.New("codec exports no authenticate function")
 )
 
 func fileError(format string, args ...any) *Error {

@@ -3,7 +3,6 @@ package protocol
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"runtime"
@@ -14,9 +13,6 @@ import (
 	"github.com/dop251/goja"
 )
 
-// ErrNoAuthenticate: Authenticate was called on a codec that exports no authenticate (ask
-// HasAuthenticate first).
-var ErrNoAuthenticate = errors.New("codec exports no authenticate function")
 
 const (
 	// maxPoolSize bounds the runtimes of one Pool: every runtime holds its own copy of the

@@ -201,10 +201,19 @@ func TestPoolStuckDeviceHoldsOneRuntime(t *testing.T) {
 		_, _, err := p.Decode(context.Background(), DecodeInput{DeviceID: "stuck"})
 		first <- err
 	}()
-	<-entered
+	select {
+	case <-entered:
+	case <-time.After(hang):
+		t.Fatal("the stuck device's call never reached its runtime")
+	}
 	// The caller gets its answer while the runtime is still stuck.
-	if err := <-first; !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "stuck in a built-in") {
-		t.Fatalf("stuck Decode = %v, want a timeout", err)
+	select {
+	case err := <-first:
+		if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "stuck in a built-in") {
+			t.Fatalf("stuck Decode = %v, want a timeout", err)
+		}
+	case <-time.After(hang):
+		t.Fatal("the stuck call never returned")
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), hang)
@@ -263,6 +272,16 @@ func TestPoolReplacesABrokenRuntime(t *testing.T) {
 	if p.slots[i].engine != nil {
 		t.Fatal("the broken runtime is still in the pool")
 	}
+	// Loading it again can only fail for a codec whose loading depends on chance or the
+	// clock: stand in for one. The call fails, and the next one tries again.
+	good := p.prg
+	if _, p.prg, err = compileCodec(&Package{Source: "throw new Error('unlucky');"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.Decode(ctx, in); !errors.Is(err, ErrException) || !strings.Contains(err.Error(), "could not be loaded again after its engine broke: codec.js threw while loading: Error: unlucky") {
+		t.Fatalf("Decode when loading fails = %v", err)
+	}
+	p.prg = good
 	msgs, _, err := p.Decode(ctx, in)
 	if err != nil || msgs[0].Properties["n"] != float64(1) {
 		t.Fatalf("Decode after the engine broke = %+v, %v; want a fresh runtime counting from 1", msgs, err)
