@@ -13,7 +13,6 @@ import (
 	"github.com/dop251/goja"
 )
 
-
 const (
 	// maxPoolSize bounds the runtimes of one Pool: every runtime holds its own copy of the
 	// codec's heap, and calls are CPU-bound, so more would queue in the scheduler instead.
