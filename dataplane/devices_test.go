@@ -19,6 +19,7 @@ import (
 
 	"github.com/linkops/linkops/client"
 	"github.com/linkops/linkops/internal/testutil"
+	"github.com/linkops/linkops/protocol"
 )
 
 // mqttGateway creates a per-node MQTT_SERVER (127.0.0.1/2/3) and an enabled official
@@ -173,6 +174,20 @@ func TestOfficialMQTTDevice(t *testing.T) {
 		_, err = c.admin.Do(context.Background(), http.MethodPost, "/api/v1/devices/meter-2/properties/read", map[string]any{"properties": []string{"temp"}}, nil)
 		if !errors.As(err, &pr) || pr.Status != http.StatusConflict || pr.Code != "device_offline" {
 			t.Fatalf("offline device: %v, want 409 device_offline", err)
+		}
+	})
+
+	t.Run("time-sync", func(t *testing.T) {
+		d.Publish(t, protocol.Message{Type: protocol.TypeTimeSync, MessageID: "ts-1"})
+		for {
+			m := d.NextDownlink(t)
+			if m.Type != protocol.TypeTimeSyncReply {
+				continue
+			}
+			if m.MessageID != "ts-1" || time.Since(time.UnixMilli(m.Timestamp)).Abs() > time.Hour {
+				t.Fatalf("time-sync reply %+v", m)
+			}
+			break
 		}
 	})
 
@@ -423,4 +438,23 @@ func TestNoLeaderKeepsServing(t *testing.T) {
 	if q := testutil.Metric(t, node3, "linkops_presence_queue", nil); q < 1 {
 		t.Fatalf("presence queue %v: m2's online should wait for raft, queued", q)
 	}
+}
+
+// TestOfficialEdgeGateway: the official card's gateway on an MQTT_SERVER serves official
+// devices like a custom gateway with the official protocol.
+func TestOfficialEdgeGateway(t *testing.T) {
+	c := startCluster(t)
+	dumpLogs(t, c)
+	port := testutil.FreePort(t, "tcp")
+	c.create(t, testutil.PerNodeComponent("mqtt-edge", "MQTT_SERVER", port, nil))
+	testutil.WaitComponentStates(t, c.admin, "mqtt-edge", allRunning)
+	c.do(t, http.MethodPost, "/api/v1/gateways", map[string]any{"id": "gw-edge", "name": "gw-edge", "provider": "official-edge-gateway",
+		"channelId": "mqtt-edge", "state": "enabled"}, nil)
+	p := testutil.CreateProductWithDevices(t, c.admin, "edge", "gw-edge", "edge-1")
+	c.synced(t)
+	d := testutil.ConnectMQTTDevice(t, hostPort(1, port), "edge-1", p)
+	d.Report(t, map[string]any{"cpu": 0.5})
+	testutil.WaitDevice(t, c.admin, "edge-1", "online on node2 through the official gateway", func(d testutil.Device) bool {
+		return d.State == "online" && d.ServerID == "node2" && d.Properties["cpu"] == 0.5
+	})
 }
