@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/linkops/linkops/client"
 	"github.com/linkops/linkops/internal/testutil"
 	"github.com/linkops/linkops/protocol"
+	"github.com/linkops/linkops/protocol/official"
 )
 
 // mqttGateway creates a per-node MQTT_SERVER (127.0.0.1/2/3) and an enabled official
@@ -110,6 +112,24 @@ func TestOfficialMQTTDevice(t *testing.T) {
 		refusedWith(t, "timestamp 6 minutes old", o, packets.ErrorRefusedBadUsernameOrPassword)
 
 		refusedWith(t, "unknown device", testutil.MQTTOptions(addr, "no-such-device", p, false), packets.ErrorRefusedNotAuthorised)
+
+		// mosquitto_pub exits with the CONNACK code: 3.1.1 and 5.0 each get their own.
+		user, pass := official.SignMQTT(p.SecureID, p.SecureKey, time.Now())
+		for _, tc := range []struct {
+			version, client, password string
+			code                      int
+		}{
+			{"mqttv311", "meter-2", "wrong", 0x04}, {"mqttv5", "meter-2", "wrong", 0x86},
+			{"mqttv311", "stranger", pass, 0x05}, {"mqttv5", "stranger", pass, 0x87},
+		} {
+			host, portStr, _ := net.SplitHostPort(addr)
+			out, err := exec.Command("mosquitto_pub", "-h", host, "-p", portStr, "-V", tc.version, "-i", tc.client,
+				"-u", user, "-P", tc.password, "-t", "/meter/"+tc.client+"/properties/report", "-m", "{}").CombinedOutput()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != tc.code {
+				t.Fatalf("mosquitto_pub -V %s as %s: %v %q, want exit status (CONNACK) %#x", tc.version, tc.client, err, out, tc.code)
+			}
+		}
 	})
 	t.Run("accepted", func(t *testing.T) {
 		now := fmt.Sprint(time.Now().UnixMilli())
