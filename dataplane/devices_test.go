@@ -478,3 +478,32 @@ func TestOfficialEdgeGateway(t *testing.T) {
 		return d.State == "online" && d.ServerID == "node2" && d.Properties["cpu"] == 0.5
 	})
 }
+
+// TestDeviceMessageStream: the device's messages, up and down, stream through a node that
+// does not hold it, and keep coming after the device moves to another node.
+func TestDeviceMessageStream(t *testing.T) {
+	c := startCluster(t)
+	dumpLogs(t, c)
+	port := mqttGateway(t, c, "mqtt-watch", "gw-watch", "official")
+	p := testutil.CreateProductWithDevices(t, c.admin, "fan", "gw-watch", "fan-1")
+	c.synced(t)
+	stream := testutil.OpenEvents(t, "http://"+c.nodes[0].HTTPAddr()+"/api/v1/devices/fan-1/messages", c.admin.Token)
+	if nodes, _ := stream.Ready["nodes"].([]any); len(nodes) != 3 {
+		t.Fatalf("ready %v, want all three nodes streaming", stream.Ready)
+	}
+	d := testutil.ConnectMQTTDevice(t, hostPort(2, port), "fan-1", p)
+	d.Report(t, map[string]any{"rpm": 1200})
+	e := stream.Next(t, "message", func(m map[string]any) bool { return m["direction"] == "up" && m["type"] == "reportProperty" })
+	if e.Data["serverId"] != "node3" || e.Data["topic"] != "/fan/fan-1/properties/report" {
+		t.Fatalf("up event %v", e.Data)
+	}
+	testutil.WaitDevice(t, c.admin, "fan-1", "online on node3", func(d testutil.Device) bool { return d.ServerID == "node3" })
+	c.do(t, http.MethodPost, "/api/v1/devices/fan-1/properties/read", map[string]any{"properties": []string{"rpm"}}, nil)
+	stream.Next(t, "message", func(m map[string]any) bool { return m["direction"] == "down" && m["type"] == "readProperty" })
+	stream.Next(t, "message", func(m map[string]any) bool { return m["direction"] == "up" && m["type"] == "readPropertyReply" })
+
+	d.Close()
+	moved := testutil.ConnectMQTTDevice(t, hostPort(1, port), "fan-1", p)
+	moved.Report(t, map[string]any{"rpm": 900})
+	stream.Next(t, "message", func(m map[string]any) bool { return m["serverId"] == "node2" && m["type"] == "reportProperty" })
+}

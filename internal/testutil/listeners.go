@@ -157,12 +157,19 @@ type DebugStream struct {
 // OpenDebug opens the debug stream of component id through addr (an API address).
 func OpenDebug(t testing.TB, addr, token, id, node string) *DebugStream {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
 	u := "http://" + addr + "/api/v1/network-components/" + url.PathEscape(id) + "/debug"
 	if node != "" {
 		u += "?node=" + url.QueryEscape(node)
 	}
+	return OpenEvents(t, u, token)
+}
+
+// OpenEvents opens a server-sent-event stream of the API (a device's messages, a
+// component's debug stream) at the absolute URL u.
+func OpenEvents(t testing.TB, u, token string) *DebugStream {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	var resp *http.Response
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -171,7 +178,7 @@ func OpenDebug(t testing.TB, addr, token, id, node string) *DebugStream {
 		var err error
 		resp, err = http.DefaultClient.Do(req)
 		if err != nil {
-			t.Fatalf("open debug stream: %v", err)
+			t.Fatalf("open event stream: %v", err)
 		}
 		if resp.StatusCode == http.StatusOK {
 			break
@@ -179,7 +186,7 @@ func OpenDebug(t testing.TB, addr, token, id, node string) *DebugStream {
 		resp.Body.Close()
 		// 503: no leader for the read barrier yet (an election on a loaded machine).
 		if resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
-			t.Fatalf("debug stream: status %d", resp.StatusCode)
+			t.Fatalf("event stream %s: status %d", u, resp.StatusCode)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
