@@ -23,6 +23,9 @@ import (
 
 // Sessions is what the API needs from this node's device sessions.
 type Sessions interface {
+	// Holds reports whether the device's session is on this node (it may be, a moment
+	// before the presence table says so).
+	Holds(deviceID string) bool
 	Downlink(ctx context.Context, deviceID string, m protocol.Message) (*protocol.Message, error)
 	Kick(deviceID string) bool
 	Sessions(gatewayID string) []session.Info
@@ -218,14 +221,15 @@ func (s *Server) downlink(c echo.Context, msg protocol.Message) error {
 		return err
 	}
 	msg.MessageID = newMessageID()
+	local := s.cfg.Sessions.Holds(id)
 	p := s.cfg.Store.Presence(id)
-	if p == nil || !p.Online {
+	if !local && (p == nil || !p.Online || p.ServerID == s.cfg.NodeID) {
 		return errDeviceOffline
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), timeout)
 	defer cancel()
 	var reply *protocol.Message
-	if p.ServerID == s.cfg.NodeID {
+	if local {
 		reply, err = s.cfg.Sessions.Downlink(ctx, id, msg)
 	} else {
 		reply = &protocol.Message{}
@@ -300,13 +304,10 @@ func (s *Server) kickDevice(c echo.Context) error {
 		return err
 	}
 	p := s.cfg.Store.Presence(id)
-	if p == nil || !p.Online {
+	if s.cfg.Sessions.Kick(id) {
+		p = &fsm.Presence{ServerID: s.cfg.NodeID}
+	} else if p == nil || !p.Online || p.ServerID == s.cfg.NodeID {
 		return errDeviceOffline
-	}
-	if p.ServerID == s.cfg.NodeID {
-		if !s.cfg.Sessions.Kick(id) {
-			return errDeviceOffline
-		}
 	} else if err := s.cfg.Raft.CallNode(c.Request().Context(), p.ServerID, cluster.Call{Method: http.MethodDelete,
 		Path: internalDevicesPath + url.PathEscape(id) + "/session"}, nil); err != nil {
 		return peerDownlinkError(err)

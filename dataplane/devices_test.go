@@ -506,4 +506,15 @@ func TestDeviceMessageStream(t *testing.T) {
 	moved := testutil.ConnectMQTTDevice(t, hostPort(1, port), "fan-1", p)
 	moved.Report(t, map[string]any{"rpm": 900})
 	stream.Next(t, "message", func(m map[string]any) bool { return m["serverId"] == "node2" && m["type"] == "reportProperty" })
+
+	// DELETE .../session through node1 disconnects the device held on node2.
+	testutil.WaitDevice(t, c.admin, "fan-1", "online on node2", func(d testutil.Device) bool { return d.ServerID == "node2" })
+	c.do(t, http.MethodDelete, "/api/v1/devices/fan-1/session", nil, nil)
+	testutil.WaitFor(t, 20*time.Second, "the device to be disconnected", func() bool { return !moved.Client.IsConnected() })
+	testutil.WaitDevice(t, c.admin, "fan-1", "offline", func(d testutil.Device) bool { return d.State == "offline" })
+	_, err := c.admin.Do(context.Background(), http.MethodDelete, "/api/v1/devices/fan-1/session", nil, nil)
+	var pr *client.Problem
+	if !errors.As(err, &pr) || pr.Code != "device_offline" {
+		t.Fatalf("disconnecting an offline device: %v, want 409 device_offline", err)
+	}
 }

@@ -243,6 +243,9 @@ func (m *Manager) Get(deviceID string) *Session {
 	return m.byDevice[deviceID]
 }
 
+// Holds reports whether the device's session is on this node.
+func (m *Manager) Holds(deviceID string) bool { return m.Get(deviceID) != nil }
+
 // Kick disconnects the device (DELETE /api/v1/devices/{id}/session); false if it has no
 // session here.
 func (m *Manager) Kick(deviceID string) bool {
