@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -51,30 +49,13 @@ func networkDebugCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer resp.Body.Close()
-			sc := bufio.NewScanner(resp.Body)
-			sc.Buffer(make([]byte, 64<<10), 1<<20)
-			var event string
-			for sc.Scan() {
-				line := sc.Text()
-				switch {
-				case strings.HasPrefix(line, "event: "):
-					event = strings.TrimPrefix(line, "event: ")
-				case strings.HasPrefix(line, "data: "):
-					data := strings.TrimPrefix(line, "data: ")
-					if g.output == "json" {
-						fmt.Fprintf(g.stdout, "{\"event\":%q,\"data\":%s}\n", event, data)
-					} else {
-						fmt.Fprintln(g.stdout, debugLine(event, data))
-					}
+			return followSSE(ctx, resp.Body, "debug stream", func(event, data string) {
+				if g.output == "json" {
+					fmt.Fprintf(g.stdout, "{\"event\":%q,\"data\":%s}\n", event, data)
+				} else {
+					fmt.Fprintln(g.stdout, debugLine(event, data))
 				}
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			if err := sc.Err(); err != nil {
-				return fmt.Errorf("the debug stream broke: %w", err)
-			}
-			return fmt.Errorf("the node closed the debug stream")
+			})
 		},
 	}
 	c.Flags().StringVar(&node, "node", "", "only this node's events")

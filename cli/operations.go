@@ -42,7 +42,7 @@ var opResources = []opResource{
 		cols: []column{{"ID", "id"}, {"NAME", "name"}, {"GATEWAY", "gatewayId"}, {"SECURE ID", "secureId"}, {"UPDATED", "updatedAt"}}},
 	{use: "device", alias: "devices", short: "Manage devices",
 		path: "/api/v1/devices", flags: []string{"productId"},
-		cols: []column{{"ID", "id"}, {"NAME", "name"}, {"PRODUCT", "productId"}, {"STATE", "state"}, {"NODE", "serverId"}, {"FIRMWARE", "firmwareVersion"}}},
+		cols: []column{{"ID", "id"}, {"NAME", "name"}, {"PRODUCT", "productId"}, {"STATE", "state"}, {"NODE", "serverId"}, {"FIRMWARE", "firmwareVersion"}, {"PROPERTIES", "properties"}}},
 }
 
 // operationCmds builds list|get|create|update|delete (and enable|disable) for every
@@ -71,8 +71,12 @@ func operationCmds(g *globals) []*cobra.Command {
 		if r.use == "protocol" {
 			cmd.AddCommand(protocolUploadCmd(g, r))
 		}
+		if r.use == "gateway" {
+			cmd.AddCommand(gatewaySessionsCmd(g, r))
+		}
 		if r.use == "device" {
 			cmd.AddCommand(deviceBatchCmd(g, r))
+			cmd.AddCommand(deviceCmds(g, r)...)
 		}
 		out = append(out, cmd)
 	}

@@ -45,6 +45,7 @@ func resourceCmds(g *globals, use, short, path string, cols []column) *cobra.Com
 			if g.output != "json" {
 				fmt.Fprintf(g.stdout, "(%v in all, page %d)\n", out["total"], page)
 			}
+			g.warnMissing(out, "the values shown may lack newer ones held there")
 			return nil
 		},
 	}
@@ -63,7 +64,11 @@ func resourceCmds(g *globals, use, short, path string, cols []column) *cobra.Com
 			if _, err := g.client().Do(ctx, http.MethodGet, path+"/"+args[0], nil, &out); err != nil {
 				return err
 			}
-			return g.print(out, cols)
+			if err := g.print(out, cols); err != nil {
+				return err
+			}
+			g.warnMissing(out, "the values shown may lack newer ones held there")
+			return nil
 		},
 	})
 	cmd.AddCommand(&cobra.Command{

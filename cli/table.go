@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 )
@@ -95,6 +96,97 @@ func cell(v any) string {
 			parts[i] = cell(p)
 		}
 		return strings.Join(parts, ",")
+	case map[string]any:
+		return compactMap(t)
 	}
 	return fmt.Sprint(v)
+}
+
+// maxMapCell bounds an object shown in one cell (a device's properties): a table line
+// stays readable, and -o json has the whole.
+const maxMapCell = 72
+
+// compactMap shows an object on one line, "k=v k2=v2" by key, cut at maxMapCell.
+func compactMap(m map[string]any) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + valueText(m[k])
+	}
+	s := []rune(strings.Join(parts, " "))
+	if len(s) > maxMapCell {
+		return string(s[:maxMapCell-1]) + "…"
+	}
+	return string(s)
+}
+
+// valueText shows a value as people read it: text as it is (on one line, so a table
+// keeps its shape), anything else as JSON, so that 36.5 is not rounded and an object
+// keeps its structure.
+func valueText(v any) string {
+	if s, ok := v.(string); ok {
+		return strings.NewReplacer("\t", " ", "\n", " ", "\r", " ").Replace(s)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+// missingText names the nodes of a "missing" list (node ids, or {serverId, error}) with
+// their errors: "node3 (connection refused), node2".
+func missingText(v any) string {
+	list, _ := v.([]any)
+	parts := make([]string, 0, len(list))
+	for _, it := range list {
+		switch m := it.(type) {
+		case string:
+			parts = append(parts, m)
+		case map[string]any:
+			p, _ := m["serverId"].(string)
+			if e, _ := m["error"].(string); e != "" {
+				p += " (" + e + ")"
+			}
+			parts = append(parts, p)
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// warnMissing names on stderr the nodes that did not answer for an answer shown as a
+// table (its top-level "missing", or its items'), so that a table lacking their part is
+// not taken for the whole; -o json carries "missing" itself.
+func (g *globals) warnMissing(answer map[string]any, lacking string) {
+	if g.output == "json" {
+		return
+	}
+	seen := map[string]bool{}
+	var all []any
+	add := func(v any) {
+		list, _ := v.([]any)
+		for _, it := range list {
+			if k := missingText([]any{it}); k != "" && !seen[k] {
+				seen[k] = true
+				all = append(all, it)
+			}
+		}
+	}
+	add(answer["missing"])
+	items, _ := answer["items"].([]any)
+	for _, it := range items {
+		if m, ok := it.(map[string]any); ok {
+			add(m["missing"])
+		}
+	}
+	if len(all) > 0 {
+		fmt.Fprintf(g.stderr, "Warning: no answer from %s: %s\n", missingText(all), lacking)
+	}
 }

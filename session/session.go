@@ -421,12 +421,13 @@ func (m *Manager) Downlink(ctx context.Context, deviceID string, msg protocol.Me
 		wait, cancel = m.replies.expect(deviceID, msg.MessageID)
 		defer cancel()
 	}
+	// Streamed before it is sent: the device's reply may come back before Send returns.
+	m.hub.publish(deviceID, Event{Direction: "down", Type: msg.Type, Message: msg, ServerID: m.cfg.NodeID, Time: m.cfg.Now().UTC()})
 	if err := send(ctx, msg); err != nil {
 		m.cfg.Metrics.message(s.GatewayID, "down", msg.Type+"_failed")
 		return nil, err
 	}
 	m.cfg.Metrics.message(s.GatewayID, "down", msg.Type)
-	m.hub.publish(deviceID, Event{Direction: "down", Type: msg.Type, Message: msg, ServerID: m.cfg.NodeID, Time: m.cfg.Now().UTC()})
 	if !wantsReply {
 		return nil, nil
 	}
