@@ -19,9 +19,17 @@ import (
 
 // wire is the net.Conn mochi reads and writes.
 type wire struct {
-	net.Conn          // the TLS connection when secure, else raw
-	raw      net.Conn // the TCP socket
+	net.Conn               // the TLS connection when secure, else raw
+	raw      net.Conn      // the TCP socket
+	in       *socketReader // reads raw when plain; nil under TLS (tls.Conn buffers a record itself)
 	c        *conn
+}
+
+func (w *wire) Read(p []byte) (int, error) {
+	if w.in != nil {
+		return w.in.Read(p)
+	}
+	return w.Conn.Read(p)
 }
 
 // SetDeadline sets the read deadline only: mochi sets both from the keepalive before

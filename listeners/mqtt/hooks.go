@@ -10,8 +10,10 @@ import (
 	"github.com/linkops/linkops/listeners"
 )
 
-// hook is where mochi hands us its clients: admission at CONNECT, each PUBLISH, and the
-// few broker features we switch off. All of it runs on the client's own goroutine.
+// hook is where mochi hands us what it processes: each PUBLISH and SUBSCRIBE filter, and
+// the CONNACK it encodes. Admission (admit) is called by our own session, not by mochi.
+// All of it runs on the client's own goroutine, except OnPacketEncode, which runs on
+// whichever goroutine writes (a downlink's Send).
 type hook struct {
 	mochi.HookBase
 	s *server
@@ -21,22 +23,15 @@ func (h *hook) ID() string { return "linkops" }
 
 func (h *hook) Provides(b byte) bool {
 	switch b {
-	case mochi.OnConnect, mochi.OnConnectAuthenticate, mochi.OnSessionEstablished,
-		mochi.OnACLCheck, mochi.OnPublish, mochi.OnPacketEncode:
+	case mochi.OnACLCheck, mochi.OnPublish, mochi.OnPacketEncode:
 		return true
 	}
 	return false
 }
 
-// OnConnect admits the client through the Handler. mochi calls it after validating the
-// CONNECT and before taking over an older connection with the same client id; a refusal
-// is answered here, because mochi would send nothing (and its only other refusal,
-// OnConnectAuthenticate's, is 0x86 mapped to 3.1.1's 0x05, the wrong code).
-func (h *hook) OnConnect(cl *mochi.Client, pk packets.Packet) error {
-	c := connOf(cl)
-	if c == nil {
-		return packets.ErrServerUnavailable // not ours: cannot happen
-	}
+// admit has the Handler admit the client, after its CONNECT was validated and before
+// the CONNACK. A refusal is answered here with the code SPEC §5.2 asks for.
+func (h *hook) admit(c *conn, cl *mochi.Client, pk packets.Packet) error {
 	// A clean session always (sessions are not kept, see Capabilities), and no will:
 	// a will is a message to other clients, and this broker routes none.
 	cl.Properties.Clean = true
@@ -59,13 +54,15 @@ func (h *hook) OnConnect(cl *mochi.Client, pk packets.Packet) error {
 	c.session = s
 	// Registered here, before the CONNACK: a client cannot connect again before it has
 	// its CONNACK, so registrations follow the order of connections (after the CONNACK,
-	// an older connection's hook could run after a newer one's and close the newer).
+	// an older connection's admission could run after a newer one's and close the newer).
+	// cl.ID is mochi's: the CONNECT's client id, or one it assigned to an empty one.
 	h.s.takeOver(c, cl.ID)
 	return nil
 }
 
 // refuse answers a refused CONNECT (SPEC §5.2): bad credentials 0x04 (3.x) / 0x86 (5.0),
-// anything else "not authorized" 0x05 / 0x87.
+// anything else "not authorized" 0x05 / 0x87. It writes the CONNACK itself: mochi's
+// SendConnack would send a 3.x client 0x87 as is and bad credentials (0x86) as 0x05.
 func (h *hook) refuse(cl *mochi.Client, err error) error {
 	code, v3 := packets.ErrNotAuthorized, packets.Err3NotAuthorized
 	if errors.Is(err, listeners.ErrBadCredentials) {
@@ -83,25 +80,23 @@ func (h *hook) refuse(cl *mochi.Client, err error) error {
 	return code
 }
 
-// OnConnectAuthenticate admits whoever OnConnect admitted (it refuses by itself).
-func (h *hook) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
-
-// OnSessionEstablished: the CONNACK is out, downlinks may go.
-func (h *hook) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) {
-	if c := connOf(cl); c != nil {
-		c.connacked()
-	}
-}
-
 // OnACLCheck allows every PUBLISH (the Session decides what it means). Reads are asked
 // only for SUBSCRIBE filters, since nothing is routed: they are granted so clients run
-// normally, except $-topics (the broker's own, and it offers none) and past
-// maxSubscriptions, which bounds what one client can make us store.
+// normally, except $-topics (the broker's own, and it offers none), filters the Session
+// refuses (listeners.SubscribeAuthorizer) and past maxSubscriptions, which bounds what
+// one client can make us store. mochi answers a refused filter with 0x87 "not
+// authorized" on 5.0 and 0x80 on 3.x (processSubscribe maps every code above 0x02 to
+// 0x80 for MQTT 3), and keeps the connection.
 func (h *hook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 	if write {
 		return true
 	}
 	if strings.HasPrefix(topic, "$") {
+		return false
+	}
+	if c := connOf(cl); c == nil || c.session == nil {
+		return false
+	} else if a, ok := c.session.(listeners.SubscribeAuthorizer); ok && !a.AuthorizeSubscribe(topic) {
 		return false
 	}
 	if _, ok := cl.State.Subscriptions.Get(topic); ok {

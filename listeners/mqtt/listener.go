@@ -3,6 +3,7 @@ package mqtt
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/linkops/linkops/listeners"
 	"github.com/linkops/linkops/resource"
@@ -31,13 +33,15 @@ var (
 const (
 	// listenerID is the listener name mochi files our clients under (one per broker).
 	listenerID = "linkops"
-	// readBufferSize is each connection's bufio.Reader: the biggest fixed cost of an idle
-	// connection we control. A packet larger than it is still read whole (mochi reads the
-	// remaining length into its own slice).
-	readBufferSize = 1024
-	// writesPending sizes mochi's per-client outbound channel (8 bytes a slot; its default
-	// of 8192 slots is 64 KiB per client). Nothing is routed, so it stays empty.
-	writesPending = 16
+	// readBufferSize is mochi's bufio.Reader of each connection, bufio's smallest: the
+	// bytes reach it from a buffer that only a connection with unread data holds
+	// (socketReader), or from tls.Conn's record buffer. A packet is still read whole
+	// (mochi reads the remaining length into its own slice).
+	readBufferSize = 16
+	// writesPending sizes mochi's per-client outbound channel, the queue of its write loop
+	// (8 bytes a slot; its default of 8192 slots is 64 KiB per client). Nothing is routed
+	// and no write loop runs (see session): a message mochi would queue is dropped.
+	writesPending = 0
 	// receiveMaximum bounds the QoS 2 PUBLISHes a client may leave unreleased (each holds
 	// a PUBREC in memory); QoS 1 is acknowledged and released at once.
 	receiveMaximum = 128
@@ -55,6 +59,7 @@ type server struct {
 	ctx    context.Context
 	env    *listeners.Env
 	broker *mochi.Server
+	hook   *hook
 	tls    *tls.Config
 	limit  int // maxMessageSize: the largest packet, in bytes
 
@@ -146,7 +151,8 @@ func (s *server) startBroker() error {
 		SysTopicResendInterval: math.MaxInt32,
 		Logger:                 slog.New(errorsOnly{s.env.Log.With("component", s.env.ComponentID).Handler()}),
 	})
-	if err := s.broker.AddHook(&hook{s: s}, nil); err != nil {
+	s.hook = &hook{s: s}
+	if err := s.broker.AddHook(s.hook, nil); err != nil {
 		return fmt.Errorf("mqtt: %w", err)
 	}
 	if err := s.broker.Serve(); err != nil {
@@ -196,44 +202,174 @@ func (s *server) untrack(c *conn) {
 	s.wg.Done()
 }
 
-// serve runs one connection from accept to its end, on this goroutine: TLS handshake,
-// then mochi's CONNECT, hooks and read loop, then the session's Closed.
+// serve runs one connection from accept to its end, on this goroutine, which is the only
+// one a connection has: TLS handshake, CONNECT and admission (open), then the read loop,
+// then the session's Closed (end).
+//
+// This is mochi's EstablishConnection, driven by us with mochi's parts, for memory (SPEC
+// §6 B4): mochi runs a write-loop goroutine per client (its outbound queue carries routed
+// messages, and nothing is routed here) and waits for each packet three frames deep in
+// attachClient, about 5 KiB of stack that keeps every idle client's goroutine at 16 KiB.
+// Here an idle client waits in the loop below, in ReadFixedHeader, with nothing under it
+// but this frame: a stack that uses under a quarter of itself is halved at each GC, so
+// whatever depth the CONNECT, the handler's Open or a packet reached, an idle connection
+// is back to a 4 KiB stack after two or three GCs. That holds while what is on the stack
+// at the wait (this frame, bufio, net, the poller: about 1.1 KiB, plus the runtime's
+// 800-byte guard) stays under 2 KiB, which leaves a few hundred bytes: anything this loop
+// needs besides the fixed header belongs in handlePacket, and TLS (whose Read adds about
+// 0.8 KiB) idles at 8 KiB.
+//
+// What attachClient does that matters here is done the same way: the CONNECT is read,
+// parsed and validated with mochi's functions and answered with its SendConnack; every
+// later packet goes through mochi's InjectPacket, which is attachClient's processPacket;
+// a v5 protocol error gets mochi's DISCONNECT. What is left out is what this broker
+// switched off or does itself: wills, kept sessions and their inflight resend, $SYS
+// counters, and mochi's client map and session takeover (takeOver replaces them).
 func (s *server) serve(c *conn) {
-	defer s.untrack(c)
-	// Covers the TLS handshake and the CONNECT; mochi replaces the read deadline by the
-	// client's keepalive once the CONNECT is read.
+	var cl *mochi.Client
+	var err error
+	defer func() { s.end(c, cl, err, recover()) }()
+	if cl, err = s.open(c); err != nil {
+		return
+	}
+	for !cl.Closed() {
+		refreshDeadline(cl)
+		var fh packets.FixedHeader
+		if err = cl.ReadFixedHeader(&fh); err != nil {
+			return
+		}
+		if err = handlePacket(s.broker, cl, &fh); err != nil {
+			return
+		}
+	}
+}
+
+// open runs the TLS handshake and the CONNECT with its admission; cl is nil if no client
+// was made. The deadline covers both; the read loop replaces the read deadline by the
+// client's keepalive.
+//
+//go:noinline
+func (s *server) open(c *conn) (cl *mochi.Client, err error) {
 	_ = c.w.raw.SetDeadline(time.Now().Add(s.connectTimeout))
 	if s.tls != nil {
 		tc := tls.Server(c.w.raw, s.tls)
 		if err := tc.HandshakeContext(s.ctx); err != nil {
 			s.env.Error("tls_handshake")
 			s.env.Log.Debug("mqtt: TLS handshake failed", "component", s.env.ComponentID, "remote", c.w.raw.RemoteAddr(), "error", err)
-			c.w.raw.Close()
-			return
+			return nil, errTLSHandshake
 		}
 		c.w.Conn = tc
+	} else {
+		c.w.in = newSocketReader(c.w.raw)
 	}
-	c.finish(s.establish(c))
+	cl = s.broker.NewClient(&c.w, listenerID, "", false)
+	return cl, s.connect(c, cl)
 }
 
-// establish runs mochi on the connection. A panic in mochi's decoding of one client's
-// bytes ends that client, not the node.
-func (s *server) establish(c *conn) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			s.env.Error("panic")
-			s.env.Log.Error("mqtt: panic serving a connection", "component", s.env.ComponentID,
-				"remote", c.w.raw.RemoteAddr(), "panic", r, "stack", string(debug.Stack()))
-			c.w.raw.Close()
-			if cl := c.client(); cl != nil {
-				if cur, ok := s.broker.Clients.Get(cl.ID); ok && cur == cl {
-					s.broker.Clients.Delete(cl.ID)
-				}
-			}
-			err = fmt.Errorf("internal error: %v", r)
+// errTLSHandshake ends a connection whose TLS handshake failed (counted and logged then).
+var errTLSHandshake = errors.New("mqtt: TLS handshake failed")
+
+// end is the connection's clean-up, whatever ended it: a panic in mochi's decoding of
+// one client's bytes ends that client, not the node.
+func (s *server) end(c *conn, cl *mochi.Client, err error, panicked any) {
+	defer s.untrack(c)
+	if panicked != nil {
+		s.env.Error("panic")
+		s.env.Log.Error("mqtt: panic serving a connection", "component", s.env.ComponentID,
+			"remote", c.w.raw.RemoteAddr(), "panic", panicked, "stack", string(debug.Stack()))
+		err = fmt.Errorf("internal error: %v", panicked)
+	}
+	if errors.Is(err, errTLSHandshake) {
+		c.w.raw.Close()
+		return
+	}
+	if cl == nil {
+		c.w.raw.Close()
+	} else {
+		cl.Stop(err) // closes the socket; the first cause is kept (a DISCONNECT's, a Close's)
+		cl.ClearInflights()
+		s.broker.UnsubscribeClient(cl)
+	}
+	c.finish(err)
+}
+
+// connect reads the CONNECT, has the Handler admit it (hook.admit) and sends the
+// CONNACK, as mochi's attachClient does up to its read loop.
+func (s *server) connect(c *conn, cl *mochi.Client) error {
+	var fh packets.FixedHeader
+	if err := cl.ReadFixedHeader(&fh); err != nil {
+		return fmt.Errorf("read connection: %w", err)
+	}
+	if fh.Type != packets.Connect {
+		return fmt.Errorf("read connection: %w", packets.ErrProtocolViolationRequireFirstConnect) // [MQTT-3.1.0-1]
+	}
+	pk, err := cl.ReadPacket(&fh)
+	if err != nil {
+		return fmt.Errorf("read connection: %w", err)
+	}
+	cl.ParseConnect(listenerID, pk)
+	if code := s.validateConnect(cl, pk); code != packets.CodeSuccess {
+		if err := s.broker.SendConnack(cl, code, false, nil); err != nil {
+			return fmt.Errorf("invalid connection send ack: %w", err)
 		}
-	}()
-	return s.broker.EstablishConnection(listenerID, &c.w)
+		return code
+	}
+	if err := s.hook.admit(c, cl, pk); err != nil {
+		return err
+	}
+	if err := s.broker.SendConnack(cl, packets.CodeSuccess, false, nil); err != nil {
+		return fmt.Errorf("ack connection packet: %w", err)
+	}
+	c.connacked()
+	return nil
+}
+
+// validateConnect is mochi's (unexported) check of a CONNECT, against our capabilities.
+func (s *server) validateConnect(cl *mochi.Client, pk packets.Packet) packets.Code {
+	if code := pk.ConnectValidate(); code != packets.CodeSuccess { // [MQTT-3.1.4-1] [MQTT-3.1.4-2]
+		return code
+	}
+	caps := s.broker.Options.Capabilities
+	switch {
+	case cl.Properties.ProtocolVersion < 5 && !pk.Connect.Clean && pk.Connect.ClientIdentifier == "":
+		return packets.ErrUnspecifiedError
+	case cl.Properties.ProtocolVersion < caps.MinimumProtocolVersion:
+		return packets.ErrUnsupportedProtocolVersion // [MQTT-3.1.2-2]
+	case cl.Properties.Will.Qos > caps.MaximumQos:
+		return packets.ErrQosNotSupported // [MQTT-3.2.2-12]
+	case cl.Properties.Will.Retain && caps.RetainAvailable == 0:
+		return packets.ErrRetainNotSupported // [MQTT-3.2.2-13]
+	}
+	return packets.CodeSuccess
+}
+
+// refreshDeadline gives the client one and a half keepalives for its next packet
+// [MQTT-3.1.2-22]; keepalive 0 means none.
+func refreshDeadline(cl *mochi.Client) {
+	var t time.Time
+	if ka := time.Duration(cl.State.Keepalive); ka > 0 {
+		t = time.Now().Add(ka * 3 / 2 * time.Second)
+	}
+	_ = cl.Net.Conn.SetDeadline(t)
+}
+
+// handlePacket reads the rest of a packet and has mochi process it (processPacket,
+// through InjectPacket); a v5 client's protocol error gets a DISCONNECT with its reason
+// first, as mochi's receivePacket does.
+//
+//go:noinline
+func handlePacket(broker *mochi.Server, cl *mochi.Client, fh *packets.FixedHeader) error {
+	pk, err := cl.ReadPacket(fh)
+	if err != nil {
+		return err
+	}
+	if err := broker.InjectPacket(cl, pk); err != nil {
+		if code, ok := err.(packets.Code); ok && cl.Properties.ProtocolVersion == 5 && code.Code >= packets.ErrUnspecifiedError.Code {
+			_ = broker.DisconnectClient(cl, code)
+		}
+		return err
+	}
+	return nil
 }
 
 // stop closes every connection, waits until each has ended (and its session was
@@ -263,11 +399,12 @@ func (h errorsOnly) WithAttrs(a []slog.Attr) slog.Handler { return errorsOnly{h.
 func (h errorsOnly) WithGroup(n string) slog.Handler      { return errorsOnly{h.Handler.WithGroup(n)} }
 
 // takeOver records c as its client id's connection and closes the one it replaces.
-// mochi takes sessions over itself, but not reliably: inheritClientSession disconnects the
-// old client before marking it taken over, so the old client's clean-up can delete the
-// new client from mochi's map, and the next connection with that id then leaves an
-// orphan connected (seen under load with 20 quick reconnects). This registry is ours
-// and updated under one lock, so exactly one connection per client id survives.
+// mochi's own takeover (inheritClientSession, in the EstablishConnection we do not use)
+// was not reliable: it disconnects the old client before marking it taken over, so the
+// old client's clean-up could delete the new client from mochi's map, and the next
+// connection with that id then left an orphan connected (seen under load with 20 quick
+// reconnects). This registry is ours and updated under one lock, so exactly one
+// connection per client id survives; mochi's client map is not used at all.
 //
 // The key is mochi's client id, which it assigns itself when a CONNECT has an empty one:
 // clients without an id never take each other over.

@@ -9,7 +9,7 @@ import (
 	"github.com/linkops/linkops/listeners"
 )
 
-// A client id that connects again takes over: mochi ends the old connection after the
+// A client id that connects again takes over: the old connection is ended after the
 // new one was admitted, and it is the OLD session that is closed, once; the new one
 // stays open and gets the downlinks. Over 3.1.1 and 5.0, and for a burst of reconnects.
 func TestTakeoverClosesTheOldSession(t *testing.T) {
