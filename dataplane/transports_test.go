@@ -305,6 +305,12 @@ func TestTransportCoAP(t *testing.T) {
 	testutil.WaitDevice(t, c.nodes[1].Client(c.admin.Token), "lamp-1", "online on node1 with its report", func(d testutil.Device) bool {
 		return d.State == "online" && d.ServerID == "node1" && d.Properties["on"] == true
 	})
+	// The device may name itself in option 2100 (JetLinks' CoAP codec) rather than the path.
+	a = testutil.CoAPPost(t, coapURL(1, "/lightbox/-/properties/report"), encrypt(p.SecureKey, `{"properties": {"level": 5}}`), "-O", "2100,lb-1")
+	if a.Code != "2.01" {
+		t.Fatalf("report naming its device in option 2100 answered %q, want 2.01:\n%s", a.Code, a.Output)
+	}
+	testutil.WaitDevice(t, c.admin, "lb-1", "reporting through option 2100", func(d testutil.Device) bool { return d.Properties["level"] == float64(5) })
 
 	for _, tc := range []struct {
 		what, path string

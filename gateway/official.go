@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -179,15 +180,18 @@ func (o *officialProto) decodeCoAP(c *conn, f listeners.Frame) (decoded, error) 
 		return decoded{reply: &listeners.Reply{Code: coapBadRequest, ContentType: "text/plain", Payload: []byte(err.Error())}},
 			fmt.Errorf("%w: %v", listeners.ErrDropped, err)
 	}
-	productID, deviceID, _, ok := official.ParseTopic(f.Topic)
+	productID, _, _, ok := official.ParseTopic(f.Topic)
 	if !ok {
 		return bad(fmt.Errorf("post to /{productId}/{deviceId}/<suffix>, not %q", f.Topic))
 	}
+	// The device may name itself in option 2100 instead of (or besides) the path.
+	option := c.info.Header.Get(strconv.Itoa(official.CoAPDeviceIDOption))
+	deviceID := official.CoAPDeviceID(f.Topic, option)
 	_, p, err := c.rt.device(deviceID)
 	if err != nil || p.ID != productID {
 		return bad(fmt.Errorf("unknown device %s of product %s", deviceID, productID))
 	}
-	m, err := official.DecodeCoAP(f.Topic, "", p.SecureKey, f.Payload)
+	m, err := official.DecodeCoAP(f.Topic, option, p.SecureKey, f.Payload)
 	if err != nil {
 		return bad(err)
 	}

@@ -99,9 +99,10 @@ type ConnInfo struct {
 	Username    string
 	Password    string
 	MQTTVersion byte
-	// HTTP and WebSocket: the request (for WebSocket, the upgrade request). Query is
-	// the request's parsed query (devices may authenticate with ?token=); never nil for
-	// these transports.
+	// HTTP and WebSocket: the request (for WebSocket, the upgrade request). Query is the
+	// request's parsed query (devices may authenticate with ?token=); never nil for these
+	// transports. CoAP: Method and Path, and in Header the options of the private range
+	// (2048 and up) keyed by their number ("2100").
 	Method string
 	Path   string
 	Query  url.Values

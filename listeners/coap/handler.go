@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"mime"
+	"net/http"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/plgd-dev/go-coap/v3/message"
@@ -72,7 +74,7 @@ func (s *server) handle(w *responsewriter.ResponseWriter[*udpClient.Conn], r *po
 		return
 	}
 	info := listeners.ConnInfo{Transport: listeners.TransportCoAP, Remote: w.Conn().RemoteAddr().String(),
-		Method: method, Path: path, TLS: s.spec.Config.Secure}
+		Method: method, Path: path, TLS: s.spec.Config.Secure, Header: privateOptions(r.Options())}
 	reply, err := s.env.Request(s.ctx, &request{info: info}, listeners.Frame{Topic: path, Payload: body})
 	if err != nil {
 		s.refuse(w, err)
@@ -173,3 +175,20 @@ func diagnosticPayload(s string) []byte {
 
 // isRequest reports whether c is a method code (0.01–0.31).
 func isRequest(c codes.Code) bool { return c >= codes.GET && c < 32 }
+
+// privateOptions returns the request's options of the experimental and private ranges
+// (2048 and up, RFC 7252 §12.2) by number, as text: devices carry their own fields there
+// (JetLinks devices may send their id in option 2100).
+func privateOptions(opts message.Options) http.Header {
+	var h http.Header
+	for _, o := range opts {
+		if o.ID < 2048 {
+			continue
+		}
+		if h == nil {
+			h = http.Header{}
+		}
+		h[strconv.Itoa(int(o.ID))] = append(h[strconv.Itoa(int(o.ID))], string(o.Value))
+	}
+	return h
+}
