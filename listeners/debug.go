@@ -3,9 +3,9 @@ package listeners
 import (
 	"encoding/hex"
 	"encoding/json"
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/linkops/linkops/internal/pubsub"
 )
 
 // Debug stream event kinds (the SSE event names of SPEC §4.3.1).
@@ -54,59 +54,25 @@ func (e Event) Data() []byte {
 	return b
 }
 
-// Hub fans the events of this node's listeners out to debug-stream subscribers. A slow
-// subscriber loses events (and is told how many), never slows a listener: publishing is
-// one non-blocking send per subscriber, and nothing is copied when nobody listens.
-type Hub struct {
-	mu   sync.RWMutex
-	subs map[string]map[*Subscription]struct{}
-}
+// Hub fans the events of this node's listeners out to debug-stream subscribers, by
+// component. A slow subscriber loses events (and is told how many), never slows a
+// listener, and nothing is copied when nobody listens.
+type Hub struct{ subs *pubsub.Hub[Event] }
 
 // NewHub returns a hub with no subscribers.
-func NewHub() *Hub { return &Hub{subs: map[string]map[*Subscription]struct{}{}} }
+func NewHub() *Hub { return &Hub{subs: pubsub.New[Event]()} }
 
 // Subscription receives the events of one component.
-type Subscription struct {
-	C       chan Event
-	dropped atomic.Int64
-	hub     *Hub
-	id      string
-}
-
-// Dropped returns and resets the number of events lost since the last call.
-func (s *Subscription) Dropped() int64 { return s.dropped.Swap(0) }
-
-// Close stops the subscription.
-func (s *Subscription) Close() {
-	s.hub.mu.Lock()
-	defer s.hub.mu.Unlock()
-	delete(s.hub.subs[s.id], s)
-	if len(s.hub.subs[s.id]) == 0 {
-		delete(s.hub.subs, s.id)
-	}
-}
+type Subscription = pubsub.Subscription[Event]
 
 // Subscribe follows the events of a component on this node; buffer bounds how many may
 // wait for the reader.
 func (h *Hub) Subscribe(componentID string, buffer int) *Subscription {
-	s := &Subscription{C: make(chan Event, buffer), hub: h, id: componentID}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.subs[componentID] == nil {
-		h.subs[componentID] = map[*Subscription]struct{}{}
-	}
-	h.subs[componentID][s] = struct{}{}
-	return s
+	return h.subs.Subscribe(componentID, buffer)
 }
 
 func (h *Hub) publish(componentID string, e Event) {
-	if h == nil {
-		return
-	}
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	subs := h.subs[componentID]
-	if len(subs) == 0 {
+	if h == nil || !h.subs.Watched(componentID) {
 		return
 	}
 	if e.Kind == EventMessage {
@@ -114,11 +80,5 @@ func (h *Hub) publish(componentID string, e Event) {
 		e.Size = len(e.Payload)
 		e.Payload = append([]byte(nil), e.Payload[:min(len(e.Payload), MaxDebugPayload)]...)
 	}
-	for s := range subs {
-		select {
-		case s.C <- e:
-		default:
-			s.dropped.Add(1)
-		}
-	}
+	h.subs.Publish(componentID, e)
 }

@@ -422,7 +422,7 @@ func (m *Manager) Downlink(ctx context.Context, deviceID string, msg protocol.Me
 		defer cancel()
 	}
 	// Streamed before it is sent: the device's reply may come back before Send returns.
-	m.hub.publish(deviceID, Event{Direction: "down", Type: msg.Type, Message: msg, ServerID: m.cfg.NodeID, Time: m.cfg.Now().UTC()})
+	m.hub.Publish(deviceID, Event{Direction: "down", Type: msg.Type, Message: msg, ServerID: m.cfg.NodeID, Time: m.cfg.Now().UTC()})
 	if err := send(ctx, msg); err != nil {
 		m.cfg.Metrics.message(s.GatewayID, "down", msg.Type+"_failed")
 		return nil, err
@@ -479,5 +479,7 @@ func (m *Manager) Receive(s *Session, topic string, msg protocol.Message) {
 	if protocol.IsReply(msg.Type) {
 		m.replies.deliver(s.DeviceID, &msg)
 	}
-	m.hub.publish(s.DeviceID, Event{Direction: "up", Type: msg.Type, Topic: topic, Message: msg, ServerID: m.cfg.NodeID, Time: now})
+	if m.hub.Watched(s.DeviceID) {
+		m.hub.Publish(s.DeviceID, Event{Direction: "up", Type: msg.Type, Topic: topic, Message: msg, ServerID: m.cfg.NodeID, Time: now})
+	}
 }

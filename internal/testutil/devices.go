@@ -23,17 +23,7 @@ type Product struct {
 // CreateProductWithDevices creates a product of gateway with the given devices.
 func CreateProductWithDevices(t testing.TB, admin *client.Client, id, gatewayID string, devices ...string) Product {
 	t.Helper()
-	p := Product{ID: id, SecureID: id + "-sid", SecureKey: id + "-secure-key-0123", GatewayID: gatewayID}
-	Do(t, admin, http.MethodPost, "/api/v1/products", map[string]any{"id": p.ID, "name": p.ID, "gatewayId": gatewayID,
-		"secureId": p.SecureID, "secureKey": p.SecureKey}, nil)
-	if len(devices) > 0 {
-		batch := make([]map[string]any, len(devices))
-		for i, d := range devices {
-			batch[i] = map[string]any{"id": d, "name": d, "productId": p.ID}
-		}
-		Do(t, admin, http.MethodPost, "/api/v1/devices/batch", batch, nil)
-	}
-	return p
+	return CreateProductWithKey(t, admin, id, gatewayID, id+"-secure-key-0123", devices...)
 }
 
 // Do sends one API request and fails the test on an error; a 503 no_leader (an election
