@@ -374,16 +374,20 @@ func (s *Server) presentDevices(ctx context.Context, devices []*resource.Device)
 	}
 }
 
-// deviceState is the state filter's value of a device (?state=online).
-func (s *Server) deviceState(o resource.Object) string {
-	p := s.cfg.Store.Presence(o.Base().ID)
-	switch {
-	case p == nil:
-		return resource.DeviceNotActive
-	case p.Online:
-		return resource.DeviceOnline
+// deviceStates returns the state filter (?state=online): one read of the presence table
+// per request, not one per device.
+func (s *Server) deviceStates() func(resource.Object) string {
+	presence := s.cfg.Store.AllPresence()
+	return func(o resource.Object) string {
+		p := presence[o.Base().ID]
+		switch {
+		case p == nil:
+			return resource.DeviceNotActive
+		case p.Online:
+			return resource.DeviceOnline
+		}
+		return resource.DeviceOffline
 	}
-	return resource.DeviceOffline
 }
 
 // gatewaySessions lists a gateway's sessions on every node, by device id, paged.

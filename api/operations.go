@@ -64,7 +64,7 @@ func (s *Server) registerOperationRoutes() {
 			s.presentDevices(c.Request().Context(), out)
 			return out
 		},
-		filters: map[string]func(resource.Object) string{"state": s.deviceState},
+		filters: map[string]func() func(resource.Object) string{"state": s.deviceStates},
 	})
 	s.add(&Route{Method: http.MethodPost, Path: "/api/v1/devices/batch", Access: Admin, Tag: "devices", Status: http.StatusCreated,
 		BodyLimit: MaxBatchBodyBytes, Summary: fmt.Sprintf("Create up to %d devices at once, all or none", resource.MaxBatchDevices),

@@ -43,8 +43,9 @@ type collection[T resource.Named] struct {
 	// presentPage completes a page of records at once (devices join their session fields
 	// with one fan-out per page); it returns copies, never the stored objects.
 	presentPage func(c echo.Context, objs []T) []T
-	// filters override the kind's list filters (a device's state is not in its record).
-	filters map[string]func(resource.Object) string
+	// filters override the kind's list filters (a device's state is not in its record);
+	// each is made once per request, so it can read what it needs once.
+	filters map[string]func() func(resource.Object) string
 }
 
 func (col collection[T]) decodeBody(c echo.Context, obj T) error {
@@ -250,6 +251,13 @@ func listHandler[T resource.Named](s *Server, c echo.Context, col collection[T])
 	}
 	needle := strings.ToLower(q.Get("q"))
 
+	getters := map[string]func(resource.Object) string{}
+	for name := range filters {
+		getters[name] = col.kind.Filters[name]
+		if f, ok := col.filters[name]; ok {
+			getters[name] = f()
+		}
+	}
 	all, _ := s.cfg.Store.List(col.kind)
 	items := make([]resource.Object, 0, len(all))
 	for _, o := range all {
@@ -258,11 +266,7 @@ func listHandler[T resource.Named](s *Server, c echo.Context, col collection[T])
 		}
 		match := true
 		for name, want := range filters {
-			get := col.kind.Filters[name]
-			if f, ok := col.filters[name]; ok {
-				get = f
-			}
-			if !strings.EqualFold(get(o), want) {
+			if !strings.EqualFold(getters[name](o), want) {
 				match = false
 				break
 			}

@@ -224,6 +224,21 @@ func (s *Store) PresenceOf(deviceIDs []string) map[string]*Presence {
 	return out
 }
 
+// AllPresence returns every presence record by device id, from one consistent read.
+func (s *Store) AllPresence() map[string]*Presence {
+	db, _ := s.current()
+	it, err := db.Txn(false).Get(presenceTable, "id")
+	out := map[string]*Presence{}
+	if err != nil {
+		return out
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		p := raw.(*Presence)
+		out[p.DeviceID] = p
+	}
+	return out
+}
+
 // PresenceOnServer lists the records that name serverID (online or not).
 func (s *Store) PresenceOnServer(serverID string) []*Presence {
 	db, _ := s.current()

@@ -85,6 +85,7 @@ func (w *writer) take(max int) []fsm.PresenceChange {
 	if len(out) > 0 {
 		w.flushing = true
 	}
+	w.cfg.Metrics.presenceQueue.Set(float64(len(w.pending)))
 	return out
 }
 
@@ -101,6 +102,7 @@ func (w *writer) giveBack(batch []fsm.PresenceChange) {
 		front = append(front, c.DeviceID)
 	}
 	w.order = append(front, w.order...)
+	w.cfg.Metrics.presenceQueue.Set(float64(len(w.pending)))
 }
 
 func (w *writer) done() {
