@@ -127,6 +127,7 @@ func TestDisablingAGatewayClosesItsSessions(t *testing.T) {
 	for i, id := range []string{"v1", "v2", "v3"} {
 		testutil.WaitDevice(t, c.admin, id, "online", func(d testutil.Device) bool { return d.State == "online" && d.ServerID == fmt.Sprintf("node%d", i+1) })
 	}
+	before := testutil.ComponentStatus(t, c.admin, "mqtt-dis")
 	c.do(t, http.MethodPost, "/api/v1/gateways/gw-dis/disable", nil, nil)
 	for _, d := range devs {
 		deadline := time.Now().Add(20 * time.Second)
@@ -163,5 +164,11 @@ func TestDisablingAGatewayClosesItsSessions(t *testing.T) {
 	c.do(t, http.MethodGet, "/api/v1/gateways/gw-dis/sessions", nil, &sessions)
 	if sessions.Total != 3 {
 		t.Fatalf("sessions after enabling: %d, want 3", sessions.Total)
+	}
+	// Neither change rebound a socket: every node's listener runs since before them.
+	for node, st := range testutil.ComponentStatus(t, c.admin, "mqtt-dis") {
+		if st.State != "running" || st.Since == nil || before[node].Since == nil || !st.Since.Equal(*before[node].Since) {
+			t.Fatalf("%s's listener is %s since %v, was running since %v: a gateway change must not rebind", node, st.State, st.Since, before[node].Since)
+		}
 	}
 }
