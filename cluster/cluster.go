@@ -150,6 +150,7 @@ func New(cfg Config) (*Cluster, error) {
 	}
 	go c.monitorLeadership()
 	c.members.joinInBackground(cfg.Join)
+	c.members.reconnectInBackground()
 	if !c.existing && (cfg.BootstrapExpect > 1 || len(cfg.Join) > 0) {
 		c.bgWG.Add(1)
 		go func() {

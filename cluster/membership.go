@@ -59,7 +59,19 @@ type membership struct {
 	stopped bool
 	stopCh  chan struct{}
 	joinWG  sync.WaitGroup
+	// known is every member seen, by id → gossip address, until it leaves on purpose:
+	// memberlist forgets a dead member after GossipToTheDeadTime and never contacts it
+	// again, so healing a partition is ours to do (Serf's reconnect loop).
+	known map[string]string
+	// reconnectEvery is how often members that are not alive are joined again.
+	reconnectEvery time.Duration
 }
+
+// Reconnect intervals: how often a node tries members it sees dead or has lost.
+const (
+	reconnectInterval     = 5 * time.Second
+	fastReconnectInterval = time.Second
+)
 
 type membershipConfig struct {
 	NodeID    string
@@ -77,7 +89,11 @@ func newMembership(cfg membershipConfig) (*membership, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &membership{meta: meta, log: cfg.Logger.With("component", "gossip"), events: make(chan struct{}, 1), stopCh: make(chan struct{})}
+	m := &membership{meta: meta, log: cfg.Logger.With("component", "gossip"), events: make(chan struct{}, 1), stopCh: make(chan struct{}),
+		known: map[string]string{}, reconnectEvery: reconnectInterval}
+	if cfg.Fast {
+		m.reconnectEvery = fastReconnectInterval
+	}
 
 	mc := memberlist.DefaultLANConfig()
 	if cfg.Fast {
@@ -163,6 +179,52 @@ func (m *membership) joinInBackground(addrs []string) {
 	}()
 }
 
+// reconnectInBackground joins again, every reconnectEvery, each known member that gossip
+// does not see alive: after a partition heals the two sides would otherwise stay apart
+// for good (memberlist probes only members it believes alive), and a node cut off from
+// gossip cannot forward to its leader or be asked for its devices.
+func (m *membership) reconnectInBackground() {
+	m.joinWG.Add(1)
+	go func() {
+		defer m.joinWG.Done()
+		t := time.NewTicker(m.reconnectEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-m.stopCh:
+				return
+			case <-t.C:
+			}
+			for id, addr := range m.lost() {
+				if n, err := m.ml.Join([]string{addr}); n > 0 {
+					m.log.Info("reconnected to a member gossip had lost", "member", id, "addr", addr)
+				} else {
+					m.log.Debug("member still unreachable", "member", id, "addr", addr, "error", err)
+				}
+			}
+		}
+	}()
+}
+
+// lost lists the known members that gossip does not see alive now.
+func (m *membership) lost() map[string]string {
+	alive := map[string]bool{}
+	for _, n := range m.ml.Members() {
+		if n.State == memberlist.StateAlive {
+			alive[n.Name] = true
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]string{}
+	for id, addr := range m.known {
+		if !alive[id] && id != m.ml.LocalNode().Name {
+			out[id] = addr
+		}
+	}
+	return out
+}
+
 // Members returns every node gossip knows, sorted by id.
 func (m *membership) Members() []Member {
 	var out []Member
@@ -224,13 +286,26 @@ func (m *membership) MergeRemoteState(buf []byte, join bool)     {}
 // memberlist.EventDelegate: every change wakes the leader's reconcile loop.
 func (m *membership) NotifyJoin(n *memberlist.Node) {
 	m.log.Info("member joined", "member", n.Name, "addr", n.Address())
+	m.mu.Lock()
+	m.known[n.Name] = n.Address()
+	m.mu.Unlock()
 	m.pulse()
 }
 func (m *membership) NotifyLeave(n *memberlist.Node) {
 	m.log.Info("member left or failed", "member", n.Name, "state", toMember(n).Status)
+	if n.State == memberlist.StateLeft {
+		m.mu.Lock()
+		delete(m.known, n.Name)
+		m.mu.Unlock()
+	}
 	m.pulse()
 }
-func (m *membership) NotifyUpdate(n *memberlist.Node) { m.pulse() }
+func (m *membership) NotifyUpdate(n *memberlist.Node) {
+	m.mu.Lock()
+	m.known[n.Name] = n.Address()
+	m.mu.Unlock()
+	m.pulse()
+}
 
 // memberlistLogWriter turns memberlist's "[LEVEL] memberlist: msg" lines into slog records.
 type memberlistLogWriter struct{ log *slog.Logger }
