@@ -53,32 +53,46 @@ type Report struct {
 
 func main() {
 	out := flag.String("out", "bench", "directory for report.md and report.json")
-	only := flag.String("only", "B1,B2,B3,B4L,B6,B7", "comma-separated benchmarks to run (B4L: the MQTT listener's memory per idle connection)")
+	only := flag.String("only", "B1,B2,B3,B4,B4L,B6,B7,B8", "comma-separated benchmarks to run (B4L: the MQTT listener alone, memory per idle connection)")
 	b6Records := flag.Int("b6-records", 1000000, "B6 access records ingested and queried")
 	b7Devices := flag.Int("b7-devices", 1000000, "B7 registered devices")
 	b1Duration := flag.Duration("b1-duration", 15*time.Second, "B1 measuring time")
 	b1Clients := flag.Int("b1-clients", 64, "B1 concurrent clients")
 	b2Trials := flag.Int("b2-trials", 20, "B2 leader kills")
 	b3Trials := flag.Int("b3-trials", 20, "B3 component enables")
-	flag.StringVar(&profileDir, "profile-dir", "", "B1: save an 8 s CPU profile of every node here")
+	b4Publishers := flag.Int("b4-publishers", 100, "B4 publishers (devices sending QoS 0 property reports)")
+	b4Window := flag.Duration("b4-window", 8*time.Second, "B4 measuring time of each throughput round (2 rounds per broker)")
+	b8Devices := flag.Int("b8-devices", 15000, "B8 devices in the connect storm, a third to each node")
+	b8Concurrency := flag.Int("b8-concurrency", 1500, "B8 connects in flight at once (0: every device at once)")
+	b8Reads := flag.Int("b8-reads", 300, "B8 property reads sent one at a time through a node not holding the session")
+	b8Callers := flag.Int("b8-callers", 16, "B8 concurrent callers of the reads that follow")
+	fleetMode := flag.Bool("fleet", false, "internal: be the simulated-device child process of B4 and B8 (spec on stdin)")
+	flag.StringVar(&profileDir, "profile-dir", "", "save CPU profiles here: B1 8 s of every node; B4 one window of each broker; B8 the connect storm (B4 and B8 run their nodes in this process)")
 	flag.BoolVar(&leaderOnly, "b1-leader-only", false, "B1: send every write to the leader (no forwarding), to see what forwarding costs")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
+	if *fleetMode {
+		runFleet()
+		return
+	}
 
 	root, err := agentproc.ModuleRoot()
 	check(err)
 	tmp, err := os.MkdirTemp("", "linkops-bench-")
 	check(err)
 	defer os.RemoveAll(tmp)
-	bin, err := agentproc.Build(root, tmp)
-	check(err)
-
-	start := time.Now()
-	rep := Report{Date: start.UTC(), Machine: fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()), Go: runtime.Version()}
 	want := map[string]bool{}
 	for _, id := range strings.Split(*only, ",") {
 		want[strings.TrimSpace(id)] = true
 	}
+	var bin string
+	if want["B1"] || want["B2"] || want["B3"] || want["B7"] { // the others run in this process
+		bin, err = agentproc.Build(root, tmp)
+		check(err)
+	}
+
+	start := time.Now()
+	rep := Report{Date: start.UTC(), Machine: fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()), Go: runtime.Version()}
 	if want["B1"] {
 		rep.Results = append(rep.Results, benchB1(bin, filepath.Join(tmp, "b1"), *b1Clients, *b1Duration))
 	}
@@ -88,6 +102,9 @@ func main() {
 	if want["B3"] {
 		rep.Results = append(rep.Results, benchB3(bin, filepath.Join(tmp, "b3"), *b3Trials))
 	}
+	if want["B4"] {
+		rep.Results = append(rep.Results, benchB4(filepath.Join(tmp, "b4"), *b4Publishers, *b4Window))
+	}
 	if want["B4L"] {
 		rep.Results = append(rep.Results, benchB4L())
 	}
@@ -96,6 +113,9 @@ func main() {
 	}
 	if want["B7"] {
 		rep.Results = append(rep.Results, benchB7(bin, filepath.Join(tmp, "b7"), *b7Devices))
+	}
+	if want["B8"] {
+		rep.Results = append(rep.Results, benchB8(filepath.Join(tmp, "b8"), *b8Devices, *b8Reads, *b8Callers, *b8Concurrency))
 	}
 	rep.Duration = time.Since(start).Round(time.Second).String()
 	dir := *out
