@@ -223,15 +223,18 @@ func (c *conn) Receive(ctx context.Context, f listeners.Frame) (*listeners.Reply
 			}
 		}
 	}
-	g := t.byID[c.gateway().g.ID]
+	cur := c.gateway()
+	g := t.byID[cur.g.ID]
 	if g == nil {
 		if c.shared {
-			return nil, fmt.Errorf("%w: gateway %s is not enabled", listeners.ErrDropped, c.gateway().g.ID)
+			return nil, fmt.Errorf("%w: gateway %s is not enabled", listeners.ErrDropped, cur.g.ID)
 		}
 		// Disabled a moment ago: the table's follower is closing this connection.
-		return nil, fmt.Errorf("%w: gateway %s is not enabled", listeners.ErrNotAuthorized, c.gateway().g.ID)
+		return nil, fmt.Errorf("%w: gateway %s is not enabled", listeners.ErrNotAuthorized, cur.g.ID)
 	}
-	c.setGateway(g) // a new protocol version applies to the next message
+	if g != cur {
+		c.setGateway(g) // a new protocol version applies to the next message
+	}
 	out, err := g.codec.decode(ctx, c, f)
 	if err != nil {
 		d, _ := c.Device()
@@ -271,7 +274,9 @@ func (c *conn) deliver(topic string, m protocol.Message) error {
 	if c.shared {
 		return c.deliverShared(topic, m)
 	}
-	d, _ := c.Device()
+	// bind sets the device, its product and the session together, once: one look under
+	// the lock per message.
+	d, p, s := c.bound()
 	if d == nil {
 		if m.DeviceID == "" {
 			return fmt.Errorf("%w: the protocol decoded a message without a device id", listeners.ErrDropped)
@@ -279,14 +284,16 @@ func (c *conn) deliver(topic string, m protocol.Message) error {
 		if err := c.bind(m.DeviceID); err != nil {
 			return err
 		}
-		d, _ = c.Device()
+		d, p, s = c.bound()
 	}
 	if m.DeviceID == "" {
 		m.DeviceID = d.ID
 	} else if m.DeviceID != d.ID {
 		return errOtherDevice
 	}
-	s := c.session()
+	if c.connectionless() {
+		s = c.seen(d, p)
+	}
 	if s == nil {
 		return fmt.Errorf("%w: no session", listeners.ErrDropped)
 	}
@@ -294,15 +301,15 @@ func (c *conn) deliver(topic string, m protocol.Message) error {
 	return nil
 }
 
-// session is the device's session: the connection's own, or for connectionless
-// transports the device's current one, opened on its first message.
-func (c *conn) session() *session.Session {
+func (c *conn) bound() (*resource.Device, *resource.Product, *session.Session) {
 	c.mu.Lock()
-	s, d, p := c.sess, c.device, c.product
-	c.mu.Unlock()
-	if !c.connectionless() {
-		return s
-	}
+	defer c.mu.Unlock()
+	return c.device, c.product, c.sess
+}
+
+// seen is the current session of the device of a connectionless transport, opened on its
+// first message.
+func (c *conn) seen(d *resource.Device, p *resource.Product) *session.Session {
 	var send session.Sender
 	if c.transport == listeners.TransportUDP {
 		send = c.send // to the device's last address

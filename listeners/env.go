@@ -96,6 +96,9 @@ func (e *Env) Request(ctx context.Context, c Conn, f Frame) (*Reply, error) {
 
 func (e *Env) message(info ConnInfo, f Frame) {
 	e.m.messages("in", len(f.Payload))
+	if e.hub == nil || !e.hub.subs.Watched(e.ComponentID) {
+		return // every message passes here: no event (nor clock read) for nobody
+	}
 	e.hub.publish(e.ComponentID, Event{Kind: EventMessage, ServerID: e.NodeID, Remote: info.Remote, ClientID: info.ClientID,
 		Topic: f.Topic, Payload: f.Payload, Time: time.Now().UTC()})
 }

@@ -3,6 +3,7 @@ package session
 import (
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"sync"
 	"time"
@@ -65,16 +66,41 @@ type Properties struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	// Every message a device sends updates its record, from as many goroutines as there
+	// are connections: the records are split by device over shards with a lock each, so
+	// that devices do not queue behind one another's updates.
+	shards [propertyShards]propertyShard
+}
+
+// propertyShards is how many locks the records are split over: enough that the cores a
+// node has rarely want the same one at once.
+const propertyShards = 64
+
+type propertyShard struct {
 	mu    sync.RWMutex
 	byID  map[string]*Record
 	dirty map[string]struct{}
+	// Pads the shard to its own cache lines, so that updates on one do not slow the next.
+	_ [64]byte
 }
 
-var propertiesBucket = []byte("devices")
+var (
+	propertiesBucket = []byte("devices")
+	shardSeed        = maphash.MakeSeed()
+)
 
 // NewMemoryProperties keeps values in memory only (tests, and a Manager without a store).
 func NewMemoryProperties() *Properties {
-	return &Properties{log: slog.Default(), byID: map[string]*Record{}, dirty: map[string]struct{}{}}
+	p := &Properties{log: slog.Default()}
+	for i := range p.shards {
+		p.shards[i].byID = map[string]*Record{}
+		p.shards[i].dirty = map[string]struct{}{}
+	}
+	return p
+}
+
+func (p *Properties) shard(deviceID string) *propertyShard {
+	return &p.shards[maphash.String(shardSeed, deviceID)%propertyShards]
 }
 
 // OpenProperties opens (or creates) the store in path and loads what it holds.
@@ -96,7 +122,8 @@ func OpenProperties(path string, log *slog.Logger) (*Properties, error) {
 				log.Warn("skipping an unreadable device properties record", "device", string(k))
 				return nil
 			}
-			p.byID[string(k)] = &r
+			id := string(k)
+			p.shard(id).byID[id] = &r
 			return nil
 		})
 	})
@@ -109,8 +136,24 @@ func OpenProperties(path string, log *slog.Logger) (*Properties, error) {
 
 // Update records reported values.
 func (p *Properties) Update(deviceID string, values map[string]any, at time.Time) {
-	p.mu.Lock()
-	r := p.record(deviceID)
+	sh := p.shard(deviceID)
+	sh.mu.Lock()
+	sh.update(deviceID, values, at)
+	sh.mu.Unlock()
+}
+
+// report is Update then Seen, under one lock: what Manager.Receive does for a message that
+// reports values.
+func (p *Properties) report(deviceID string, values map[string]any, at, seen time.Time) {
+	sh := p.shard(deviceID)
+	sh.mu.Lock()
+	sh.update(deviceID, values, at)
+	sh.seen(deviceID, seen)
+	sh.mu.Unlock()
+}
+
+func (sh *propertyShard) update(deviceID string, values map[string]any, at time.Time) {
+	r := sh.record(deviceID)
 	if r.Properties == nil {
 		r.Properties = make(map[string]Value, len(values))
 	}
@@ -120,48 +163,54 @@ func (p *Properties) Update(deviceID string, values map[string]any, at time.Time
 		}
 		r.Properties[k] = Value{Value: v, At: at}
 	}
-	p.dirty[deviceID] = struct{}{}
-	p.mu.Unlock()
+	sh.dirty[deviceID] = struct{}{}
 }
 
 // SetFirmware records the firmware version a device reported.
 func (p *Properties) SetFirmware(deviceID, version string, at time.Time) {
-	p.mu.Lock()
-	r := p.record(deviceID)
+	sh := p.shard(deviceID)
+	sh.mu.Lock()
+	r := sh.record(deviceID)
 	r.FirmwareVersion, r.FirmwareAt = version, at
-	p.dirty[deviceID] = struct{}{}
-	p.mu.Unlock()
+	sh.dirty[deviceID] = struct{}{}
+	sh.mu.Unlock()
 }
 
 // Seen records that a device sent something.
 func (p *Properties) Seen(deviceID string, at time.Time) {
-	p.mu.Lock()
-	r := p.record(deviceID)
+	sh := p.shard(deviceID)
+	sh.mu.Lock()
+	sh.seen(deviceID, at)
+	sh.mu.Unlock()
+}
+
+func (sh *propertyShard) seen(deviceID string, at time.Time) {
+	r := sh.record(deviceID)
 	if at.After(r.LastMessageAt) {
 		r.LastMessageAt = at
 	}
 	// Not marked dirty on its own: lastMessageAt is written with the next report, so
 	// keepalives never cost a disk write.
-	p.mu.Unlock()
 }
 
-func (p *Properties) record(deviceID string) *Record {
-	r := p.byID[deviceID]
+func (sh *propertyShard) record(deviceID string) *Record {
+	r := sh.byID[deviceID]
 	if r == nil {
 		r = &Record{}
-		p.byID[deviceID] = r
+		sh.byID[deviceID] = r
 	}
 	return r
 }
 
 // Get returns copies of the records of the devices this node knows of.
 func (p *Properties) Get(deviceIDs []string) map[string]Record {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
 	out := make(map[string]Record, len(deviceIDs))
 	for _, id := range deviceIDs {
-		r := p.byID[id]
+		sh := p.shard(id)
+		sh.mu.RLock()
+		r := sh.byID[id]
 		if r == nil {
+			sh.mu.RUnlock()
 			continue
 		}
 		cp := *r
@@ -169,6 +218,7 @@ func (p *Properties) Get(deviceIDs []string) map[string]Record {
 		for k, v := range r.Properties {
 			cp.Properties[k] = v
 		}
+		sh.mu.RUnlock()
 		out[id] = cp
 	}
 	return out
@@ -176,10 +226,11 @@ func (p *Properties) Get(deviceIDs []string) map[string]Record {
 
 // Delete forgets a device (deleted from the registry).
 func (p *Properties) Delete(deviceID string) {
-	p.mu.Lock()
-	delete(p.byID, deviceID)
-	p.dirty[deviceID] = struct{}{}
-	p.mu.Unlock()
+	sh := p.shard(deviceID)
+	sh.mu.Lock()
+	delete(sh.byID, deviceID)
+	sh.dirty[deviceID] = struct{}{}
+	sh.mu.Unlock()
 }
 
 // Flush writes the changed records to disk.
@@ -187,26 +238,35 @@ func (p *Properties) Flush() error {
 	if p.db == nil {
 		return nil
 	}
-	p.mu.Lock()
-	if len(p.dirty) == 0 {
-		p.mu.Unlock()
+	var batch map[string][]byte
+	for i := range p.shards {
+		sh := &p.shards[i]
+		sh.mu.Lock()
+		if len(sh.dirty) == 0 {
+			sh.mu.Unlock()
+			continue
+		}
+		if batch == nil {
+			batch = make(map[string][]byte, len(sh.dirty)*propertyShards)
+		}
+		for id := range sh.dirty {
+			if r := sh.byID[id]; r != nil {
+				b, err := json.Marshal(r)
+				if err != nil {
+					p.log.Warn("device properties not storable", "device", id, "error", err)
+					continue
+				}
+				batch[id] = b
+			} else {
+				batch[id] = nil
+			}
+		}
+		sh.dirty = map[string]struct{}{}
+		sh.mu.Unlock()
+	}
+	if len(batch) == 0 {
 		return nil
 	}
-	batch := make(map[string][]byte, len(p.dirty))
-	for id := range p.dirty {
-		if r := p.byID[id]; r != nil {
-			b, err := json.Marshal(r)
-			if err != nil {
-				p.log.Warn("device properties not storable", "device", id, "error", err)
-				continue
-			}
-			batch[id] = b
-		} else {
-			batch[id] = nil
-		}
-	}
-	p.dirty = map[string]struct{}{}
-	p.mu.Unlock()
 	return p.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(propertiesBucket)
 		for id, v := range batch {

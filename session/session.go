@@ -465,19 +465,25 @@ func (m *Manager) Receive(s *Session, topic string, msg protocol.Message) {
 	if msg.Timestamp > 0 {
 		at = time.UnixMilli(msg.Timestamp).UTC()
 	}
+	seen := false
 	switch msg.Type {
 	case protocol.TypeReportProperty, protocol.TypeReadPropertyReply, protocol.TypeWritePropertyReply:
 		if len(msg.Properties) > 0 && (msg.Success == nil || *msg.Success || msg.Type == protocol.TypeReportProperty) {
-			m.props.Update(s.DeviceID, msg.Properties, at)
+			m.props.report(s.DeviceID, msg.Properties, at, now) // Update and Seen, one lock
+			seen = true
 		}
 	case protocol.TypeFirmwareReport:
 		if msg.Version != "" {
 			m.props.SetFirmware(s.DeviceID, msg.Version, at)
 		}
 	}
-	m.props.Seen(s.DeviceID, now)
+	if !seen {
+		m.props.Seen(s.DeviceID, now)
+	}
 	if protocol.IsReply(msg.Type) {
-		m.replies.deliver(s.DeviceID, &msg)
+		// A copy for the waiting downlink, so that only replies put a message on the heap.
+		reply := msg
+		m.replies.deliver(s.DeviceID, &reply)
 	}
 	if m.hub.Watched(s.DeviceID) {
 		m.hub.Publish(s.DeviceID, Event{Direction: "up", Type: msg.Type, Topic: topic, Message: msg, ServerID: m.cfg.NodeID, Time: now})

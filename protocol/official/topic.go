@@ -38,27 +38,54 @@ var downSuffixes = []string{
 // not empty, and free of the level separator, MQTT wildcards and NUL (which MQTT forbids
 // in topics). An id that breaks this has no topic of its own, so it gets none.
 func validLevel(s string) bool {
-	return s != "" && !strings.ContainsAny(s, "/+#\x00")
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '/', '+', '#', 0:
+			return false
+		}
+	}
+	return true
 }
 
 // ParseTopic splits a topic /{productId}/{deviceId}/<suffix>. It is not ok unless the topic
 // starts with "/" and every level is non-empty and free of wildcards; CoAP and HTTP paths
 // are topics too, so a transport that strips the leading "/" puts it back.
 func ParseTopic(topic string) (productID, deviceID, suffix string, ok bool) {
+	// Every uplink's topic is parsed, so this splits nothing it would have to allocate.
 	rest, ok := strings.CutPrefix(topic, "/")
 	if !ok {
 		return "", "", "", false
 	}
-	levels := strings.SplitN(rest, "/", 3)
-	if len(levels) != 3 || !validLevel(levels[0]) || !validLevel(levels[1]) {
+	productID, rest, ok = strings.Cut(rest, "/")
+	if !ok {
 		return "", "", "", false
 	}
-	for _, l := range strings.Split(levels[2], "/") {
-		if !validLevel(l) {
-			return "", "", "", false
+	deviceID, suffix, ok = strings.Cut(rest, "/")
+	if !ok || !validLevel(productID) || !validLevel(deviceID) || !validLevels(suffix) {
+		return "", "", "", false
+	}
+	return productID, deviceID, suffix, true
+}
+
+// validLevels reports whether s is one or more valid levels joined by "/".
+func validLevels(s string) bool {
+	if s == "" || s[0] == '/' || s[len(s)-1] == '/' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '+', '#', 0:
+			return false
+		case '/':
+			if s[i+1] == '/' { // not the last byte, which is no '/'
+				return false
+			}
 		}
 	}
-	return levels[0], levels[1], levels[2], true
+	return true
 }
 
 // Topic joins /{productId}/{deviceId}/<suffix>, refusing ids that are no topic level.
