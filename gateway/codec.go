@@ -30,6 +30,10 @@ type codec interface {
 // decoded is what one frame said.
 type decoded struct {
 	messages []protocol.Message
+	// one is a single message, without the slice's allocation (the common case: one
+	// official message per frame); set is whether it is there.
+	one    protocol.Message
+	hasOne bool
 	// identify names the connection's device (the binary protocol's online frame).
 	identify string
 	// replies go back on the connection at once (acks, time-sync answers).

@@ -255,6 +255,12 @@ func (c *conn) Receive(ctx context.Context, f listeners.Frame) (*listeners.Reply
 			return out.reply, err
 		}
 	}
+	if out.hasOne {
+		if err := c.deliver(f.Topic, out.one); err != nil {
+			c.rt.refused(c, out.one.DeviceID, err)
+			return out.reply, err
+		}
+	}
 	for _, m := range out.messages {
 		if err := c.deliver(f.Topic, m); err != nil {
 			c.rt.refused(c, m.DeviceID, err)

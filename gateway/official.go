@@ -124,7 +124,7 @@ func (o *officialProto) decodedJSON(c *conn, m protocol.Message, err error) (dec
 	if err != nil {
 		return decoded{}, fmt.Errorf("%w: %v", listeners.ErrDropped, err)
 	}
-	out := decoded{messages: []protocol.Message{m}}
+	out := decoded{one: m, hasOne: true}
 	if m.Type == protocol.TypeTimeSync {
 		reply, err := o.timeSyncReply(c, m)
 		if err == nil {

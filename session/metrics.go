@@ -45,13 +45,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) opened(gateway string) { m.sessions.WithLabelValues(gateway).Inc() }
 func (m *Metrics) closed(gateway string) { m.sessions.WithLabelValues(gateway).Dec() }
 
-func (m *Metrics) message(gateway, direction, typ string) {
+func (m *Metrics) message(gateway, direction, typ string) { m.counter(gateway, direction, typ).Inc() }
+
+// counter is the message counter of one label set.
+func (m *Metrics) counter(gateway, direction, typ string) prometheus.Counter {
 	key := [3]string{gateway, direction, typ}
 	c, ok := m.counters.Load(key)
 	if !ok {
 		c, _ = m.counters.LoadOrStore(key, m.messages.WithLabelValues(gateway, direction, typ))
 	}
-	c.(prometheus.Counter).Inc()
+	return c.(prometheus.Counter)
+}
+
+// typedCounter is a session's cached counter of one message type.
+type typedCounter struct {
+	typ string
+	c   prometheus.Counter
 }
 
 func (m *Metrics) presenceWrite(_ time.Time, n int, err error) {

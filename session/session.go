@@ -58,6 +58,9 @@ type Session struct {
 
 	id          string
 	connectedAt time.Time
+	// upCounter caches the counter of the last message type the device sent: a device
+	// sends mostly one type, and the label lookup costs more than the count.
+	upCounter atomic.Pointer[typedCounter]
 	lastMessage atomic.Int64 // unix nanoseconds
 	ended       atomic.Bool
 }
@@ -460,7 +463,13 @@ func replyType(t string) string {
 func (m *Manager) Receive(s *Session, topic string, msg protocol.Message) {
 	now := m.cfg.Now().UTC()
 	s.lastMessage.Store(now.UnixNano())
-	m.cfg.Metrics.message(s.GatewayID, "up", msg.Type)
+	if tc := s.upCounter.Load(); tc != nil && tc.typ == msg.Type {
+		tc.c.Inc()
+	} else {
+		tc = &typedCounter{typ: msg.Type, c: m.cfg.Metrics.counter(s.GatewayID, "up", msg.Type)}
+		tc.c.Inc()
+		s.upCounter.Store(tc)
+	}
 	at := now
 	if msg.Timestamp > 0 {
 		at = time.UnixMilli(msg.Timestamp).UTC()

@@ -14,6 +14,9 @@ import (
 type Hub[E any] struct {
 	mu   sync.RWMutex
 	subs map[string]map[*Subscription[E]]struct{}
+	// n counts every subscription, so that publishers on the hot path skip the lock
+	// while nobody follows anything.
+	n atomic.Int64
 }
 
 // New returns a hub with no subscribers.
@@ -35,6 +38,9 @@ func (s *Subscription[E]) Close() {
 	s.hub.mu.Lock()
 	defer s.hub.mu.Unlock()
 	if set := s.hub.subs[s.key]; set != nil {
+		if _, ok := set[s]; ok {
+			s.hub.n.Add(-1)
+		}
 		delete(set, s)
 		if len(set) == 0 {
 			delete(s.hub.subs, s.key)
@@ -53,12 +59,16 @@ func (h *Hub[E]) Subscribe(key string, buffer int) *Subscription[E] {
 		h.subs[key] = set
 	}
 	set[s] = struct{}{}
+	h.n.Add(1)
 	return s
 }
 
 // Watched reports whether anyone follows key, so a publisher can skip preparing events
 // nobody reads.
 func (h *Hub[E]) Watched(key string) bool {
+	if h.n.Load() == 0 {
+		return false
+	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	return len(h.subs[key]) > 0
@@ -66,6 +76,9 @@ func (h *Hub[E]) Watched(key string) bool {
 
 // Publish hands e to every subscriber of key that has room for it.
 func (h *Hub[E]) Publish(key string, e E) {
+	if h.n.Load() == 0 {
+		return
+	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for s := range h.subs[key] {

@@ -52,6 +52,9 @@ type conn struct {
 	info    listeners.ConnInfo
 	session listeners.Session // set and used on the connection's own goroutine only
 	id      string            // the client id it is registered under (server.byID), under server.mu
+	// deadlineSet is when the read deadline was last moved (unix nanoseconds), on the
+	// connection's own goroutine only.
+	deadlineSet int64
 
 	mu      sync.Mutex
 	cl      *mochi.Client // from the CONNECT on
