@@ -148,18 +148,7 @@ func TestDisablingAGatewayClosesItsSessions(t *testing.T) {
 	}
 	c.do(t, http.MethodPost, "/api/v1/gateways/gw-dis/enable", nil, nil)
 	for i, id := range []string{"v1", "v2", "v3"} {
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			d, err := testutil.DialMQTTDevice(hostPort(i, port), id, p, testutil.MQTTOptions(hostPort(i, port), id, p, false))
-			if err == nil {
-				defer d.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s refused after the gateway was enabled again: %v", id, err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		dialWhenAccepted(t, hostPort(i, port), id, p)
 	}
 	c.do(t, http.MethodGet, "/api/v1/gateways/gw-dis/sessions", nil, &sessions)
 	if sessions.Total != 3 {

@@ -46,6 +46,39 @@ func (c *cluster) synced(t *testing.T) {
 	}
 }
 
+// dialWatched connects an official device and returns it with a channel that receives
+// the error when the node drops its connection.
+func dialWatched(t *testing.T, addr, id string, p testutil.Product) (*testutil.MQTTDevice, <-chan error) {
+	t.Helper()
+	lost := make(chan error, 4)
+	o := testutil.MQTTOptions(addr, id, p, false)
+	o.SetConnectionLostHandler(func(_ paho.Client, err error) { lost <- err })
+	d, err := testutil.DialMQTTDevice(addr, id, p, o)
+	if err != nil {
+		t.Fatalf("%s connecting to %s: %v", id, addr, err)
+	}
+	t.Cleanup(d.Close)
+	return d, lost
+}
+
+// dialWhenAccepted connects an official device, asking again while it is refused (a
+// gateway enabled a moment ago reaches each node's table within a second).
+func dialWhenAccepted(t *testing.T, addr, id string, p testutil.Product) *testutil.MQTTDevice {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		d, err := testutil.DialMQTTDevice(addr, id, p, testutil.MQTTOptions(addr, id, p, false))
+		if err == nil {
+			t.Cleanup(d.Close)
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still refused by %s: %v", id, addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func hostPort(i, port int) string { return net.JoinHostPort(testutil.NodeHosts[i], fmt.Sprint(port)) }
 
 // refusedWith connects with options and expects paho's refusal err.
@@ -216,18 +249,7 @@ func TestOfficialMQTTDevice(t *testing.T) {
 		testutil.WaitDevice(t, c.admin, "meter-1", "offline once its gateway is disabled", func(d testutil.Device) bool { return d.State == "offline" })
 		refusedWith(t, "device of a disabled gateway", testutil.MQTTOptions(addr, "meter-2", p, false), packets.ErrorRefusedNotAuthorised)
 		c.do(t, http.MethodPost, "/api/v1/gateways/gw-mqtt/enable", nil, nil)
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			again, err := testutil.DialMQTTDevice(addr, "meter-2", p, testutil.MQTTOptions(addr, "meter-2", p, false))
-			if err == nil {
-				again.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("re-enabled gateway still refuses: %v", err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		dialWhenAccepted(t, addr, "meter-2", p).Close()
 	})
 }
 
@@ -241,14 +263,7 @@ func TestTakeoverAcrossNodes(t *testing.T) {
 	p := testutil.CreateProductWithDevices(t, c.admin, "lamp", "gw-to", "lamp-1")
 	c.synced(t)
 
-	lost := make(chan error, 4)
-	o := testutil.MQTTOptions(hostPort(0, port), "lamp-1", p, false)
-	o.SetConnectionLostHandler(func(_ paho.Client, err error) { lost <- err })
-	first, err := testutil.DialMQTTDevice(hostPort(0, port), "lamp-1", p, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer first.Close()
+	_, lost := dialWatched(t, hostPort(0, port), "lamp-1", p)
 	testutil.WaitDevice(t, c.admin, "lamp-1", "online on node1", func(d testutil.Device) bool { return d.State == "online" && d.ServerID == "node1" })
 
 	// Watch the device's state through node3 the whole time.
@@ -384,14 +399,7 @@ func TestDeviceLimits(t *testing.T) {
 	port := mqttGateway(t, c, "mqtt-lim", "gw-lim", "official")
 	p := testutil.CreateProductWithDevices(t, c.admin, "gauge", "gw-lim", "g1", "g2")
 	c.synced(t)
-	lost := make(chan error, 1)
-	o := testutil.MQTTOptions(hostPort(0, port), "g1", p, false)
-	o.SetConnectionLostHandler(func(_ paho.Client, err error) { lost <- err })
-	big, err := testutil.DialMQTTDevice(hostPort(0, port), "g1", p, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer big.Close()
+	big, lost := dialWatched(t, hostPort(0, port), "g1", p)
 	small := testutil.ConnectMQTTDevice(t, hostPort(0, port), "g2", p)
 
 	// Subscriptions: its own topics yes, another device's or everything no.

@@ -60,7 +60,7 @@ type Session struct {
 	connectedAt time.Time
 	// upCounter caches the counter of the last message type the device sent: a device
 	// sends mostly one type, and the label lookup costs more than the count.
-	upCounter atomic.Pointer[typedCounter]
+	upCounter   atomic.Pointer[typedCounter]
 	lastMessage atomic.Int64 // unix nanoseconds
 	ended       atomic.Bool
 }
