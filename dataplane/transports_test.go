@@ -22,6 +22,7 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/gorilla/websocket"
 
+	"github.com/linkops/linkops/client"
 	"github.com/linkops/linkops/internal/testutil"
 	"github.com/linkops/linkops/protocol"
 	"github.com/linkops/linkops/protocol/official"
@@ -1030,4 +1031,58 @@ func TestSharedMQTTServerTwoProtocols(t *testing.T) {
 	testutil.WaitDevice(t, c.admin, "pb-1", "online on node3 after reconnecting", func(d testutil.Device) bool {
 		return d.State == "online" && d.ServerID == "node3" && d.Properties["temp"] == float64(22)
 	})
+}
+
+// TestTransportTCPUntypedDeviceID: a TCP gateway set to binaryDeviceId "untyped" speaks
+// what jetlinks-official-protocol 3.x devices write (the deviceId as a bare uint16 length
+// and UTF-8): such a device logs in, reports, and is acked in the same dialect.
+func TestTransportTCPUntypedDeviceID(t *testing.T) {
+	c := startCluster(t)
+	dumpLogs(t, c)
+	port := testutil.FreePort(t, "tcp")
+	c.create(t, testutil.PerNodeComponent("tcp-ref", "TCP_SERVER", port, map[string]any{
+		"parserType": "LENGTH_FIELD", "parserConfiguration": map[string]any{"offset": 0, "length": 4}}))
+	testutil.WaitComponentStates(t, c.admin, "tcp-ref", allRunning)
+	c.do(t, http.MethodPost, "/api/v1/gateways", map[string]any{"id": "gw-ref", "name": "gw-ref", "provider": "tcp-server-gateway",
+		"channelId": "tcp-ref", "protocol": "official", "state": "enabled", "configuration": map[string]any{"binaryDeviceId": "untyped"}}, nil)
+	p := testutil.CreateProductWithDevices(t, c.admin, "legacy", "gw-ref", "legacy-1")
+	c.synced(t)
+
+	ref := official.Dialect{UntypedDeviceID: true}
+	conn, err := net.Dial("tcp", hostPort(0, port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	send := func(f official.Frame) {
+		b, err := ref.EncodeTCP(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readAck := func(seq uint16) {
+		_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		f, err := ref.ReadTCP(conn, 1<<20)
+		if err != nil || f.Type != official.FrameAck || f.AckCode != official.AckOK || f.Seq != seq || f.DeviceID != "legacy-1" {
+			t.Fatalf("ack of seq %d in the reference dialect: %+v %v", seq, f, err)
+		}
+	}
+	send(official.Frame{Type: official.FrameOnline, Timestamp: time.Now().UnixMilli(), Seq: 1, DeviceID: "legacy-1", Key: p.SecureKey})
+	readAck(1)
+	send(official.Frame{Type: official.FrameReportProperty, Timestamp: time.Now().UnixMilli(), Seq: 2, DeviceID: "legacy-1",
+		Message: protocol.Message{Properties: map[string]any{"volts": 230}}})
+	readAck(2)
+	testutil.WaitDevice(t, c.admin, "legacy-1", "online with its report", func(d testutil.Device) bool {
+		return d.State == "online" && d.ServerID == "node1" && d.Properties["volts"] == float64(230)
+	})
+
+	var problem *client.Problem
+	_, err = c.admin.Do(context.Background(), http.MethodPost, "/api/v1/gateways", map[string]any{"id": "gw-bad", "name": "gw-bad",
+		"provider": "tcp-server-gateway", "channelId": "tcp-ref", "protocol": "official", "configuration": map[string]any{"binaryDeviceId": "maybe"}}, nil)
+	if !errors.As(err, &problem) || problem.Status != http.StatusBadRequest || len(problem.Errors) == 0 || problem.Errors[0].Field != "configuration.binaryDeviceId" {
+		t.Fatalf("an unknown dialect: %v, want 400 naming configuration.binaryDeviceId", err)
+	}
 }

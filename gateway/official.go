@@ -14,6 +14,7 @@ import (
 	"github.com/linkops/linkops/listeners"
 	"github.com/linkops/linkops/protocol"
 	"github.com/linkops/linkops/protocol/official"
+	"github.com/linkops/linkops/resource"
 )
 
 // CoAP response codes (RFC 7252 §12.1.2) as listeners.Reply carries them.
@@ -23,13 +24,19 @@ const (
 	coapBadRequest = 128 // 4.00
 )
 
-// officialCodec is the built-in JetLinks official protocol (SPEC §5.2) on a transport.
-func officialCodec(transport string, now func() time.Time) codec {
-	return &officialProto{transport: transport, now: now}
+// officialCodec is the built-in JetLinks official protocol (SPEC §5.2) on a transport;
+// g's configuration picks the binary deviceId dialect of TCP and UDP.
+func officialCodec(transport string, g *resource.Gateway, now func() time.Time) codec {
+	o := &officialProto{transport: transport, now: now}
+	if g.Configuration != nil && g.Configuration.BinaryDeviceID == resource.BinaryDeviceIDUntyped {
+		o.dialect.UntypedDeviceID = true
+	}
+	return o
 }
 
 type officialProto struct {
 	transport string
+	dialect   official.Dialect
 	now       func() time.Time
 }
 
@@ -250,13 +257,13 @@ func (o *officialProto) decodeTCP(c *conn, f listeners.Frame) (decoded, error) {
 		st = &binaryState{}
 		c.state = st
 	}
-	fr, err := official.DecodeTCP(f.Payload)
+	fr, err := o.dialect.DecodeTCP(f.Payload)
 	if err != nil {
 		return decoded{}, fmt.Errorf("%w: %v", listeners.ErrDropped, err)
 	}
 	now := o.now()
 	ack := func(code official.AckCode) listeners.Frame {
-		b, _ := official.EncodeTCP(official.AckFor(fr, code, now))
+		b, _ := o.dialect.EncodeTCP(official.AckFor(fr, code, now))
 		return listeners.Frame{Payload: b}
 	}
 	st.mu.Lock()
@@ -314,13 +321,13 @@ func onlineOf(fr official.Frame) protocol.Message {
 // decodeUDP: each datagram carries the secureKey and one binary message; answered with an
 // ack datagram (SPEC §5.2).
 func (o *officialProto) decodeUDP(c *conn, f listeners.Frame) (decoded, error) {
-	dg, err := official.DecodeUDP(f.Payload)
+	dg, err := o.dialect.DecodeUDP(f.Payload)
 	if err != nil {
 		return decoded{}, fmt.Errorf("%w: %v", listeners.ErrDropped, err)
 	}
 	now := o.now()
 	answer := func(code official.AckCode) listeners.Frame {
-		b, _ := official.EncodeUDP(official.Datagram{AuthType: official.AuthToken, Frame: official.AckFor(dg.Frame, code, now)})
+		b, _ := o.dialect.EncodeUDP(official.Datagram{AuthType: official.AuthToken, Frame: official.AckFor(dg.Frame, code, now)})
 		return listeners.Frame{Payload: b}
 	}
 	deviceID := dg.Frame.DeviceID
@@ -388,9 +395,9 @@ func (o *officialProto) encode(ctx context.Context, c *conn, m protocol.Message)
 		}
 		var b []byte
 		if o.transport == listeners.TransportTCP {
-			b, err = official.EncodeTCP(fr)
+			b, err = o.dialect.EncodeTCP(fr)
 		} else {
-			b, err = official.EncodeUDP(official.Datagram{AuthType: official.AuthToken, Key: p.SecureKey, Frame: fr})
+			b, err = o.dialect.EncodeUDP(official.Datagram{AuthType: official.AuthToken, Key: p.SecureKey, Frame: fr})
 		}
 		return listeners.Frame{Payload: b}, err
 	}

@@ -141,7 +141,7 @@ func (r *Runtime) build(v *fsm.View) *table {
 			r.log.Warn("gateway refuses devices: its protocol does not exist", "gateway", g.ID, "protocol", g.Protocol)
 			continue
 		}
-		cd, err := r.codecFor(p, transport, used)
+		cd, err := r.codecFor(p, g, transport, used)
 		if err != nil {
 			r.log.Error("gateway refuses devices: its protocol cannot be loaded", "gateway", g.ID, "protocol", p.ID, "error", err)
 			continue
@@ -162,9 +162,9 @@ func (r *Runtime) build(v *fsm.View) *table {
 
 // codecFor returns the codec of a protocol on a transport, compiling an uploaded one once
 // per version.
-func (r *Runtime) codecFor(p *resource.Protocol, transport string, used map[string]bool) (codec, error) {
+func (r *Runtime) codecFor(p *resource.Protocol, g *resource.Gateway, transport string, used map[string]bool) (codec, error) {
 	if p.Builtin && p.ID == resource.OfficialProtocolID {
-		return officialCodec(transport, r.cfg.Now), nil
+		return officialCodec(transport, g, r.cfg.Now), nil
 	}
 	version := fmt.Sprintf("%d/%d", p.Index, p.Generation)
 	used[p.ID] = true

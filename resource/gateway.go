@@ -29,6 +29,9 @@ const (
 	// DefaultKeepOnlineSeconds: how long a connectionless device stays online after its
 	// last message.
 	DefaultKeepOnlineSeconds = 600
+	// Values of GatewayConfig.BinaryDeviceID.
+	BinaryDeviceIDTyped   = "typed"
+	BinaryDeviceIDUntyped = "untyped"
 )
 
 // GatewayProvider says what a provider needs and what it derives.
@@ -119,6 +122,11 @@ type GatewayConfig struct {
 	// KeepOnlineSeconds: HTTP, CoAP and UDP devices are online until silent this long
 	// (SPEC §5.2; default DefaultKeepOnlineSeconds).
 	KeepOnlineSeconds int `json:"keepOnlineSeconds,omitempty"`
+	// BinaryDeviceID is how TCP and UDP devices of the official protocol write the
+	// deviceId of a binary message: "typed" (SPEC §5.2, the default) or "untyped" (a
+	// bare uint16 length and UTF-8, what jetlinks-official-protocol writes since its 3.0
+	// releases). The bytes cannot tell the two apart, so a gateway speaks one.
+	BinaryDeviceID string `json:"binaryDeviceId,omitempty"`
 
 	// modbus-tcp.
 	UnitID         int           `json:"unitId,omitempty"`
@@ -294,19 +302,30 @@ func (g *Gateway) Validate() Errors {
 		g.CallbackURL = CallbackPath(g.ID)
 	case ProviderModbusTCP:
 		c.validateModbus(&errs, allowed)
-	case ProviderHTTPServer, ProviderCoAPServer, ProviderUDP:
-		allowed["keepOnlineSeconds"] = true
-		if c.KeepOnlineSeconds < 0 || c.KeepOnlineSeconds > 86400*30 {
-			errs.Add("configuration.keepOnlineSeconds", "must be from 1 to 2592000 seconds (0 or absent: %d)", DefaultKeepOnlineSeconds)
+	case ProviderHTTPServer, ProviderCoAPServer, ProviderUDP, ProviderTCPServer:
+		if g.Provider != ProviderTCPServer {
+			allowed["keepOnlineSeconds"] = true
+			if c.KeepOnlineSeconds < 0 || c.KeepOnlineSeconds > 86400*30 {
+				errs.Add("configuration.keepOnlineSeconds", "must be from 1 to 2592000 seconds (0 or absent: %d)", DefaultKeepOnlineSeconds)
+			}
+		}
+		if g.Provider == ProviderTCPServer || g.Provider == ProviderUDP {
+			allowed["binaryDeviceId"] = true
+			if c.BinaryDeviceID != "" && c.BinaryDeviceID != BinaryDeviceIDTyped && c.BinaryDeviceID != BinaryDeviceIDUntyped {
+				errs.Add("configuration.binaryDeviceId", "must be %q (SPEC §5.2, the default) or %q (jetlinks-official-protocol 3.x devices)", BinaryDeviceIDTyped, BinaryDeviceIDUntyped)
+			}
 		}
 	}
+	anySet := false
 	for key, set := range c.setKeys() {
 		if set && !allowed[key] {
 			errs.Add("configuration."+key, "is not a setting of provider %s", g.Provider)
 		}
+		anySet = anySet || set
 	}
 	g.Configuration = c
-	if len(allowed) == 0 {
+	if len(allowed) == 0 || !anySet {
+		// No settings: no configuration object in answers, as before any was allowed.
 		g.Configuration = nil
 	}
 	return errs
@@ -317,7 +336,7 @@ func (c *GatewayConfig) setKeys() map[string]bool {
 		"cluster": len(c.Cluster) > 0, "host": c.Host != "", "port": c.Port != 0, "publicHost": c.PublicHost != "",
 		"publicPort": c.PublicPort != 0, "password": c.Password != "", "appKey": c.AppKey != "", "appSecret": c.AppSecret != "",
 		"apiKey": c.APIKey != "", "notifyToken": c.NotifyToken != "", "aesKey": c.AESKey != "", "apiUrl": c.APIURL != "",
-		"keepOnlineSeconds": c.KeepOnlineSeconds != 0, "unitId": c.UnitID != 0, "pollIntervalMs": c.PollIntervalMs != 0, "points": len(c.Points) > 0}
+		"keepOnlineSeconds": c.KeepOnlineSeconds != 0, "binaryDeviceId": c.BinaryDeviceID != "", "unitId": c.UnitID != 0, "pollIntervalMs": c.PollIntervalMs != 0, "points": len(c.Points) > 0}
 }
 
 func (c *GatewayConfig) validateAPIURL(errs *Errors, allowed map[string]bool) {
