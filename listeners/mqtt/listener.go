@@ -16,6 +16,7 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/linkops/linkops/internal/coarse"
 	"github.com/linkops/linkops/listeners"
 	"github.com/linkops/linkops/resource"
 )
@@ -350,7 +351,9 @@ func (s *server) validateConnect(cl *mochi.Client, pk packets.Packet) packets.Co
 // between 1.25 and 1.5 keepalives after its last packet.
 func refreshDeadline(cl *mochi.Client, c *conn) {
 	ka := time.Duration(cl.State.Keepalive) * time.Second
-	now := time.Now().UnixNano()
+	// The coarse clock: a deadline a few milliseconds late does not matter, a system
+	// call per packet does.
+	now := coarse.Now().UnixNano()
 	if c.deadlineSet != 0 && (ka == 0 || now-c.deadlineSet < int64(min(ka/6, time.Second))) {
 		return
 	}
