@@ -526,3 +526,22 @@ func TestDeviceMessageStream(t *testing.T) {
 		t.Fatalf("disconnecting an offline device: %v, want 409 device_offline", err)
 	}
 }
+
+// TestCleanStopMarksDevicesOffline: a node stopped cleanly records its own devices offline
+// before it leaves (SPEC §5.1), so the leader's reaper never has to release them.
+func TestCleanStopMarksDevicesOffline(t *testing.T) {
+	c := startCluster(t)
+	dumpLogs(t, c)
+	port := mqttGateway(t, c, "mqtt-stop", "gw-stop", "official")
+	p := testutil.CreateProductWithDevices(t, c.admin, "bulb", "gw-stop", "bulb-1")
+	c.synced(t)
+	testutil.ConnectMQTTDevice(t, hostPort(1, port), "bulb-1", p)
+	testutil.WaitDevice(t, c.admin, "bulb-1", "online on node2", func(d testutil.Device) bool { return d.State == "online" && d.ServerID == "node2" })
+	c.nodes[1].Stop(t)
+	testutil.WaitDevice(t, c.admin, "bulb-1", "offline after node2 stopped", func(d testutil.Device) bool { return d.State == "offline" })
+	for _, n := range []*testutil.TestNode{c.nodes[0], c.nodes[2]} {
+		if strings.Contains(n.Log.String(), "released the device sessions of a dead node") {
+			t.Fatalf("%s's reaper released node2's devices: node2 should have recorded them offline itself", n.ID())
+		}
+	}
+}
