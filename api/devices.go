@@ -221,21 +221,20 @@ func (s *Server) downlink(c echo.Context, msg protocol.Message) error {
 		return err
 	}
 	msg.MessageID = newMessageID()
-	local := s.cfg.Sessions.Holds(id)
-	p := s.cfg.Store.Presence(id)
-	if !local && (p == nil || !p.Online || p.ServerID == s.cfg.NodeID) {
-		return errDeviceOffline
+	holder, err := s.holder(id)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), timeout)
 	defer cancel()
 	var reply *protocol.Message
-	if local {
+	if holder == s.cfg.NodeID {
 		reply, err = s.cfg.Sessions.Downlink(ctx, id, msg)
 	} else {
 		reply = &protocol.Message{}
 		cctx, ccancel := context.WithTimeout(c.Request().Context(), timeout+5*time.Second)
 		defer ccancel()
-		err = s.cfg.Raft.CallNode(cctx, p.ServerID, cluster.Call{Method: http.MethodPost,
+		err = s.cfg.Raft.CallNode(cctx, holder, cluster.Call{Method: http.MethodPost,
 			Path: internalDevicesPath + url.PathEscape(id) + "/downlink",
 			Body: DownlinkRequest{Message: msg, TimeoutMs: timeout.Milliseconds()}}, reply)
 		err = peerDownlinkError(err)
@@ -297,22 +296,38 @@ func newMessageID() string {
 	return strconv.FormatInt(time.Now().UnixNano(), 36) + strconv.FormatUint(messageSeq.Add(1), 36)
 }
 
+// holder is the node holding a device's session: this one if the device is connected
+// here (it may be, a moment before the presence table says so), else the one presence
+// names; errDeviceOffline when there is none.
+func (s *Server) holder(id string) (string, error) {
+	if s.cfg.Sessions.Holds(id) {
+		return s.cfg.NodeID, nil
+	}
+	if p := s.cfg.Store.Presence(id); p != nil && p.Online && p.ServerID != s.cfg.NodeID {
+		return p.ServerID, nil
+	}
+	return "", errDeviceOffline
+}
+
 // kickDevice disconnects a device through the node that holds it.
 func (s *Server) kickDevice(c echo.Context) error {
 	id := c.Param("id")
 	if _, err := s.cfg.Store.Get(resource.Devices, id); err != nil {
 		return err
 	}
-	p := s.cfg.Store.Presence(id)
-	if s.cfg.Sessions.Kick(id) {
-		p = &fsm.Presence{ServerID: s.cfg.NodeID}
-	} else if p == nil || !p.Online || p.ServerID == s.cfg.NodeID {
-		return errDeviceOffline
-	} else if err := s.cfg.Raft.CallNode(c.Request().Context(), p.ServerID, cluster.Call{Method: http.MethodDelete,
+	holder, err := s.holder(id)
+	if err != nil {
+		return err
+	}
+	if holder == s.cfg.NodeID {
+		if !s.cfg.Sessions.Kick(id) {
+			return errDeviceOffline
+		}
+	} else if err := s.cfg.Raft.CallNode(c.Request().Context(), holder, cluster.Call{Method: http.MethodDelete,
 		Path: internalDevicesPath + url.PathEscape(id) + "/session"}, nil); err != nil {
 		return peerDownlinkError(err)
 	}
-	s.log.Info("device disconnected through the API", "device", id, "node", p.ServerID, "user", currentUser(c).Username)
+	s.log.Info("device disconnected through the API", "device", id, "node", holder, "user", currentUser(c).Username)
 	return c.NoContent(http.StatusNoContent)
 }
 

@@ -29,77 +29,76 @@ func deviceCmds(g *globals, r opResource) []*cobra.Command {
 
 const timeoutUsage = "how long to wait for the device's answer, e.g. 5s (default: the node's, 10s; at most 60s)"
 
-func deviceReadCmd(g *globals, r opResource) *cobra.Command {
+// downlinkCmd completes a downlink command: its --timeout flag, handed to run.
+func downlinkCmd(c *cobra.Command, run func(args []string, timeout time.Duration) error) *cobra.Command {
 	var timeout time.Duration
-	c := &cobra.Command{
+	c.RunE = func(_ *cobra.Command, args []string) error { return run(args, timeout) }
+	c.Flags().DurationVar(&timeout, "timeout", 0, timeoutUsage)
+	return c
+}
+
+func deviceReadCmd(g *globals, r opResource) *cobra.Command {
+	return downlinkCmd(&cobra.Command{
 		Use:     "read ID PROPERTY...",
 		Short:   "Read properties from the device, wherever it is connected",
 		Example: "  linkops device read meter-1 temp mode",
 		Args:    cobra.MinimumNArgs(2),
-		RunE: func(_ *cobra.Command, args []string) error {
-			names := args[1:]
-			return g.downlink(devicePath(r, args[0], "properties/read"), timeout, map[string]any{"properties": names},
-				func(reply downlinkReply) error { return g.printProperties(reply.Properties, names) })
-		},
-	}
-	c.Flags().DurationVar(&timeout, "timeout", 0, timeoutUsage)
-	return c
+	}, func(args []string, timeout time.Duration) error {
+		names := args[1:]
+		return g.downlink(devicePath(r, args[0], "properties/read"), timeout, map[string]any{"properties": names},
+			func(reply downlinkReply) error { return g.printProperties(reply.Properties, names) })
+	})
 }
 
 func deviceWriteCmd(g *globals, r opResource) *cobra.Command {
-	var timeout time.Duration
-	c := &cobra.Command{
+	return downlinkCmd(&cobra.Command{
 		Use:     "write ID NAME=VALUE...",
 		Short:   "Write properties to the device (a value is JSON when it parses as JSON, else text)",
 		Example: "  linkops device write meter-1 setpoint=21.5 mode=eco enabled=true label='\"007\"'",
 		Args:    cobra.MinimumNArgs(2),
-		RunE: func(_ *cobra.Command, args []string) error {
-			props, err := parseAssignments(args[1:])
-			if err != nil {
-				return err
-			}
-			return g.downlink(devicePath(r, args[0], "properties/write"), timeout, map[string]any{"properties": props},
-				func(reply downlinkReply) error { return g.printProperties(reply.Properties, nil) })
-		},
-	}
-	c.Flags().DurationVar(&timeout, "timeout", 0, timeoutUsage)
-	return c
+	}, func(args []string, timeout time.Duration) error {
+		props, err := parseAssignments(args[1:])
+		if err != nil {
+			return err
+		}
+		return g.downlink(devicePath(r, args[0], "properties/write"), timeout, map[string]any{"properties": props},
+			func(reply downlinkReply) error { return g.printProperties(reply.Properties, nil) })
+	})
 }
 
 func deviceInvokeCmd(g *globals, r opResource) *cobra.Command {
-	var timeout time.Duration
-	c := &cobra.Command{
+	return downlinkCmd(&cobra.Command{
 		Use:     "invoke ID FUNCTION [NAME=VALUE...]",
 		Short:   "Call a function of the device with its inputs (a value is JSON when it parses as JSON, else text)",
 		Example: "  linkops device invoke meter-1 reboot delay=5 mode=soft",
 		Args:    cobra.MinimumNArgs(2),
-		RunE: func(_ *cobra.Command, args []string) error {
-			inputs, err := parseAssignments(args[2:])
-			if err != nil {
-				return err
-			}
-			return g.downlink(devicePath(r, args[0], "functions/"+url.PathEscape(args[1])), timeout, map[string]any{"inputs": inputs},
-				func(reply downlinkReply) error {
-					if len(reply.Output) == 0 || string(reply.Output) == "null" {
-						fmt.Fprintf(g.stdout, "Called %s (no output)\n", args[1])
-						return nil
-					}
-					var s string
-					if json.Unmarshal(reply.Output, &s) == nil {
-						fmt.Fprintln(g.stdout, s)
-						return nil
-					}
-					var out bytes.Buffer
-					if err := json.Indent(&out, reply.Output, "", "  "); err != nil {
-						return err
-					}
-					fmt.Fprintln(g.stdout, out.String())
-					return nil
-				})
-		},
+	}, func(args []string, timeout time.Duration) error {
+		inputs, err := parseAssignments(args[2:])
+		if err != nil {
+			return err
+		}
+		return g.downlink(devicePath(r, args[0], "functions/"+url.PathEscape(args[1])), timeout, map[string]any{"inputs": inputs},
+			func(reply downlinkReply) error { return g.printOutput(args[1], reply.Output) })
+	})
+}
+
+// printOutput prints a function's output: text as it is, anything else as indented JSON.
+func (g *globals) printOutput(function string, output json.RawMessage) error {
+	if len(output) == 0 || string(output) == "null" {
+		fmt.Fprintf(g.stdout, "Called %s (no output)\n", function)
+		return nil
 	}
-	c.Flags().DurationVar(&timeout, "timeout", 0, timeoutUsage)
-	return c
+	var s string
+	if json.Unmarshal(output, &s) == nil {
+		fmt.Fprintln(g.stdout, s)
+		return nil
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, output, "", "  "); err != nil {
+		return err
+	}
+	fmt.Fprintln(g.stdout, out.String())
+	return nil
 }
 
 func deviceDisconnectCmd(g *globals, r opResource) *cobra.Command {
@@ -127,25 +126,31 @@ func deviceWatchCmd(g *globals, r opResource) *cobra.Command {
 		Short: "Follow the device's messages up and down, from whichever node holds it (Ctrl-C to stop)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-			defer stop()
-			resp, err := g.client().Raw(ctx, http.MethodGet, devicePath(r, args[0], "messages"), nil, "", nil)
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return err
-			}
-			defer resp.Body.Close()
-			return followSSE(ctx, resp.Body, "message stream", func(event, data string) {
-				if g.output == "json" {
-					fmt.Fprintf(g.stdout, "{\"event\":%q,\"data\":%s}\n", event, data)
-				} else {
-					fmt.Fprintln(g.stdout, messageLine(event, data))
-				}
-			})
+			return g.followEvents(devicePath(r, args[0], "messages"), "message stream", messageLine)
 		},
 	}
+}
+
+// followEvents prints a server-sent event stream of the API, one line per event (line's
+// rendering, or {"event","data"} with -o json), until Ctrl-C.
+func (g *globals) followEvents(path, what string, line func(event, data string) string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	resp, err := g.client().Raw(ctx, http.MethodGet, path, nil, "", nil)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	return followSSE(ctx, resp.Body, what, func(event, data string) {
+		if g.output == "json" {
+			fmt.Fprintf(g.stdout, "{\"event\":%q,\"data\":%s}\n", event, data)
+		} else {
+			fmt.Fprintln(g.stdout, line(event, data))
+		}
+	})
 }
 
 func devicePath(r opResource, id, sub string) string {

@@ -1,13 +1,10 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"os/signal"
 
 	"github.com/spf13/cobra"
 
@@ -42,20 +39,7 @@ func networkDebugCmd(g *globals) *cobra.Command {
 		Short: "Follow what the component receives on every node: connects, disconnects and messages (Ctrl-C to stop)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-			defer stop()
-			resp, err := g.client().Raw(ctx, http.MethodGet, "/api/v1/network-components/"+url.PathEscape(args[0])+"/debug"+client.Query("node", node), nil, "", nil)
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
-			return followSSE(ctx, resp.Body, "debug stream", func(event, data string) {
-				if g.output == "json" {
-					fmt.Fprintf(g.stdout, "{\"event\":%q,\"data\":%s}\n", event, data)
-				} else {
-					fmt.Fprintln(g.stdout, debugLine(event, data))
-				}
-			})
+			return g.followEvents("/api/v1/network-components/"+url.PathEscape(args[0])+"/debug"+client.Query("node", node), "debug stream", debugLine)
 		},
 	}
 	c.Flags().StringVar(&node, "node", "", "only this node's events")

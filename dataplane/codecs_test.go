@@ -115,11 +115,7 @@ func TestUploadedCodecOverTCP(t *testing.T) {
 // TestDisablingAGatewayClosesItsSessions: disabling closes its sessions on every node
 // and refuses new ones; enabling accepts them again (acceptance 8).
 func TestDisablingAGatewayClosesItsSessions(t *testing.T) {
-	c := startCluster(t)
-	dumpLogs(t, c)
-	port := mqttGateway(t, c, "mqtt-dis", "gw-dis", "official")
-	p := testutil.CreateProductWithDevices(t, c.admin, "valve", "gw-dis", "v1", "v2", "v3")
-	c.synced(t)
+	c, port, p := officialMQTTCluster(t, "mqtt-dis", "gw-dis", "valve", "v1", "v2", "v3")
 	var devs []*testutil.MQTTDevice
 	for i, id := range []string{"v1", "v2", "v3"} {
 		devs = append(devs, testutil.ConnectMQTTDevice(t, hostPort(i, port), id, p))

@@ -36,6 +36,18 @@ func mqttGateway(t *testing.T, c *cluster, component, gateway, protocolID string
 	return port
 }
 
+// officialMQTTCluster starts a 3-node cluster with an official MQTT gateway on a per-node
+// MQTT_SERVER and a product of it with devices, applied on every node.
+func officialMQTTCluster(t *testing.T, component, gateway, product string, devices ...string) (*cluster, int, testutil.Product) {
+	t.Helper()
+	c := startCluster(t)
+	dumpLogs(t, c)
+	port := mqttGateway(t, c, component, gateway, "official")
+	p := testutil.CreateProductWithDevices(t, c.admin, product, gateway, devices...)
+	c.synced(t)
+	return c, port, p
+}
+
 // synced waits until every node has applied what was written so far: a default read on a
 // node waits for the leader's commit index (SPEC §3), and device admission reads the node's
 // own state.
@@ -100,11 +112,7 @@ func refusedWith(t *testing.T, what string, o *paho.ClientOptions, want error) {
 // §5.2 comes at CONNACK with its code; md5 in upper case and the plain mode log in
 // (issue 10, acceptance 1).
 func TestOfficialMQTTDevice(t *testing.T) {
-	c := startCluster(t)
-	dumpLogs(t, c)
-	port := mqttGateway(t, c, "mqtt-dev", "gw-mqtt", "official")
-	p := testutil.CreateProductWithDevices(t, c.admin, "meter", "gw-mqtt", "meter-1", "meter-2", "meter-3")
-	c.synced(t)
+	c, port, p := officialMQTTCluster(t, "mqtt-dev", "gw-mqtt", "meter", "meter-1", "meter-2", "meter-3")
 	before := testutil.GetDevice(t, c.admin, "meter-1")
 	if before.State != "notActive" {
 		t.Fatalf("a device that never connected is %q, want notActive", before.State)
@@ -257,11 +265,7 @@ func TestOfficialMQTTDevice(t *testing.T) {
 // node1's session, node2 holds it, and no node ever shows it offline in between
 // (acceptance 3, and the late-offline trap of mochi issues #246/#483 on one node).
 func TestTakeoverAcrossNodes(t *testing.T) {
-	c := startCluster(t)
-	dumpLogs(t, c)
-	port := mqttGateway(t, c, "mqtt-to", "gw-to", "official")
-	p := testutil.CreateProductWithDevices(t, c.admin, "lamp", "gw-to", "lamp-1")
-	c.synced(t)
+	c, port, p := officialMQTTCluster(t, "mqtt-to", "gw-to", "lamp", "lamp-1")
 
 	_, lost := dialWatched(t, hostPort(0, port), "lamp-1", p)
 	testutil.WaitDevice(t, c.admin, "lamp-1", "online on node1", func(d testutil.Device) bool { return d.State == "online" && d.ServerID == "node1" })
@@ -319,11 +323,7 @@ func TestTakeoverAcrossNodes(t *testing.T) {
 // the device moved to another and after a restart of the node that recorded them; while
 // that node is down the answer names it as missing (SPEC §4.6).
 func TestPropertiesSurviveMovesAndRestarts(t *testing.T) {
-	c := startCluster(t)
-	dumpLogs(t, c)
-	port := mqttGateway(t, c, "mqtt-props", "gw-props", "official")
-	p := testutil.CreateProductWithDevices(t, c.admin, "pump", "gw-props", "pump-1")
-	c.synced(t)
+	c, port, p := officialMQTTCluster(t, "mqtt-props", "gw-props", "pump", "pump-1")
 
 	first := testutil.ConnectMQTTDevice(t, hostPort(1, port), "pump-1", p)
 	first.Report(t, map[string]any{"pressure": 2.5})
@@ -394,11 +394,7 @@ func TestMQTTClientGateway(t *testing.T) {
 // TestDeviceLimits: an oversized MQTT packet disconnects that device only, and a device
 // may subscribe to its own topics but not to another device's (acceptance 9).
 func TestDeviceLimits(t *testing.T) {
-	c := startCluster(t)
-	dumpLogs(t, c)
-	port := mqttGateway(t, c, "mqtt-lim", "gw-lim", "official")
-	p := testutil.CreateProductWithDevices(t, c.admin, "gauge", "gw-lim", "g1", "g2")
-	c.synced(t)
+	c, port, p := officialMQTTCluster(t, "mqtt-lim", "gw-lim", "gauge", "g1", "g2")
 	big, lost := dialWatched(t, hostPort(0, port), "g1", p)
 	small := testutil.ConnectMQTTDevice(t, hostPort(0, port), "g2", p)
 
@@ -433,11 +429,7 @@ func TestDeviceLimits(t *testing.T) {
 // counters move), a downlink through it reaches its device, and nothing waits for raft
 // (SPEC §5.1).
 func TestNoLeaderKeepsServing(t *testing.T) {
-	c := startCluster(t)
-	dumpLogs(t, c)
-	port := mqttGateway(t, c, "mqtt-alone", "gw-alone", "official")
-	p := testutil.CreateProductWithDevices(t, c.admin, "meter", "gw-alone", "m1", "m2")
-	c.synced(t)
+	c, port, p := officialMQTTCluster(t, "mqtt-alone", "gw-alone", "meter", "m1", "m2")
 	d1 := testutil.ConnectMQTTDevice(t, hostPort(2, port), "m1", p)
 	// Through node3 itself: its own state must hold the online before it is cut off.
 	testutil.WaitDevice(t, c.nodes[2].Client(c.admin.Token), "m1", "online on node3", func(d testutil.Device) bool { return d.ServerID == "node3" })
@@ -490,11 +482,7 @@ func TestOfficialEdgeGateway(t *testing.T) {
 // TestDeviceMessageStream: the device's messages, up and down, stream through a node that
 // does not hold it, and keep coming after the device moves to another node.
 func TestDeviceMessageStream(t *testing.T) {
-	c := startCluster(t)
-	dumpLogs(t, c)
-	port := mqttGateway(t, c, "mqtt-watch", "gw-watch", "official")
-	p := testutil.CreateProductWithDevices(t, c.admin, "fan", "gw-watch", "fan-1")
-	c.synced(t)
+	c, port, p := officialMQTTCluster(t, "mqtt-watch", "gw-watch", "fan", "fan-1")
 	stream := testutil.OpenEvents(t, "http://"+c.nodes[0].HTTPAddr()+"/api/v1/devices/fan-1/messages", c.admin.Token)
 	if nodes, _ := stream.Ready["nodes"].([]any); len(nodes) != 3 {
 		t.Fatalf("ready %v, want all three nodes streaming", stream.Ready)
@@ -530,11 +518,7 @@ func TestDeviceMessageStream(t *testing.T) {
 // TestCleanStopMarksDevicesOffline: a node stopped cleanly records its own devices offline
 // before it leaves (SPEC §5.1), so the leader's reaper never has to release them.
 func TestCleanStopMarksDevicesOffline(t *testing.T) {
-	c := startCluster(t)
-	dumpLogs(t, c)
-	port := mqttGateway(t, c, "mqtt-stop", "gw-stop", "official")
-	p := testutil.CreateProductWithDevices(t, c.admin, "bulb", "gw-stop", "bulb-1")
-	c.synced(t)
+	c, port, p := officialMQTTCluster(t, "mqtt-stop", "gw-stop", "bulb", "bulb-1")
 	testutil.ConnectMQTTDevice(t, hostPort(1, port), "bulb-1", p)
 	testutil.WaitDevice(t, c.admin, "bulb-1", "online on node2", func(d testutil.Device) bool { return d.State == "online" && d.ServerID == "node2" })
 	c.nodes[1].Stop(t)

@@ -148,8 +148,9 @@ type conn struct {
 	device  *resource.Device
 	product *resource.Product
 	sess    *session.Session
-	// state is the codec's per-connection state (the binary protocol's sequence, say).
-	state any
+	// binary is the official binary protocol's side of a TCP or UDP connection (ready at
+	// its zero value; unused by other transports).
+	binary binaryState
 }
 
 func (c *conn) gateway() *gw     { return c.gw.Load() }

@@ -100,8 +100,6 @@ func (o *officialProto) open(ctx context.Context, c *conn) (string, error) {
 			return deviceID, fmt.Errorf("%w: the token is not the product's secureKey", listeners.ErrBadCredentials)
 		}
 		return deviceID, nil
-	case listeners.TransportTCP, listeners.TransportUDP:
-		c.state = &binaryState{}
 	}
 	return "", nil
 }
@@ -173,7 +171,7 @@ func (o *officialProto) decodeHTTP(c *conn, f listeners.Frame) (decoded, error) 
 		return decoded{reply: jsonReply(http.StatusBadRequest, map[string]any{"success": false, "code": "bad_payload", "message": err.Error()})},
 			fmt.Errorf("%w: %v", listeners.ErrDropped, err)
 	}
-	out := decoded{identify: deviceID, messages: []protocol.Message{m}, reply: jsonReply(http.StatusOK, map[string]any{"success": true})}
+	out := decoded{identify: deviceID, one: m, hasOne: true, reply: jsonReply(http.StatusOK, map[string]any{"success": true})}
 	if m.Type == protocol.TypeTimeSync {
 		out.reply = jsonReply(http.StatusOK, map[string]any{"success": true, "messageId": m.MessageID, "timestamp": o.now().UnixMilli()})
 	}
@@ -202,7 +200,7 @@ func (o *officialProto) decodeCoAP(c *conn, f listeners.Frame) (decoded, error) 
 	if err != nil {
 		return bad(err)
 	}
-	out := decoded{identify: deviceID, messages: []protocol.Message{m}, reply: &listeners.Reply{Code: coapCreated}}
+	out := decoded{identify: deviceID, one: m, hasOne: true, reply: &listeners.Reply{Code: coapCreated}}
 	if m.Type == protocol.TypeTimeSync {
 		body, _ := json.Marshal(map[string]any{"messageId": m.MessageID, "timestamp": o.now().UnixMilli()})
 		enc, err := official.Encrypt(p.SecureKey, body)
@@ -252,11 +250,7 @@ func (b *binaryState) reply(seq uint16) (string, bool) {
 // decodeTCP: the first frame must be an online frame with the product's secureKey; an
 // unauthenticated connection gets ack 0x01 and is closed.
 func (o *officialProto) decodeTCP(c *conn, f listeners.Frame) (decoded, error) {
-	st, _ := c.state.(*binaryState)
-	if st == nil {
-		st = &binaryState{}
-		c.state = st
-	}
+	st := &c.binary
 	fr, err := o.dialect.DecodeTCP(f.Payload)
 	if err != nil {
 		return decoded{}, fmt.Errorf("%w: %v", listeners.ErrDropped, err)
@@ -287,28 +281,45 @@ func (o *officialProto) decodeTCP(c *conn, f listeners.Frame) (decoded, error) {
 		st.mu.Lock()
 		st.authed = true
 		st.mu.Unlock()
-		return decoded{identify: fr.DeviceID, messages: []protocol.Message{onlineOf(fr)}, replies: []listeners.Frame{ack(official.AckOK)}}, nil
+		return decoded{identify: fr.DeviceID, one: onlineOf(fr), hasOne: true, replies: []listeners.Frame{ack(official.AckOK)}}, nil
 	}
-	d, _ := c.Device()
-	if fr.DeviceID == "" && d != nil {
+	if fr.Type == official.FrameOnline {
+		// Again on an authenticated connection: acknowledged, nothing new to say.
+		return decoded{replies: []listeners.Frame{ack(official.AckOK)}}, nil
+	}
+	if d, _ := c.Device(); fr.DeviceID == "" && d != nil {
 		fr.Message.DeviceID = d.ID
 	}
+	m, acked, ok := c.binaryUplink(fr)
+	if !ok {
+		return decoded{replies: []listeners.Frame{ack(official.AckUnsupported)}}, fmt.Errorf("%w: %s frames are not sent by devices", listeners.ErrDropped, fr.Type)
+	}
+	out := decoded{one: m, hasOne: m.Type != ""}
+	if acked {
+		out.replies = []listeners.Frame{ack(official.AckOK)}
+	}
+	return out, nil
+}
+
+// binaryUplink is what an accepted binary frame of a device says, on TCP and UDP alike:
+// its message (none for keepalives and acks), whether it is acknowledged on TCP (online,
+// reports and events), and false for frames devices do not send.
+func (c *conn) binaryUplink(fr official.Frame) (m protocol.Message, acked, ok bool) {
 	switch fr.Type {
-	case official.FrameKeepalive:
-		return decoded{}, nil
-	case official.FrameAck:
-		return decoded{}, nil
+	case official.FrameKeepalive, official.FrameAck:
+		return m, false, true
 	case official.FrameOnline:
-		return decoded{replies: []listeners.Frame{ack(official.AckOK)}}, nil
+		return onlineOf(fr), true, true
 	case official.FrameReadPropertyReply, official.FrameWritePropertyReply, official.FrameFunctionReply:
-		if id, ok := st.reply(fr.Seq); ok {
+		// The reply carries the seq of its downlink; the API waits on the messageId.
+		if id, ok := c.binary.reply(fr.Seq); ok {
 			fr.Message.MessageID = id
 		}
-		return decoded{messages: []protocol.Message{fr.Message}}, nil
+		return fr.Message, false, true
 	case official.FrameReportProperty, official.FrameEvent:
-		return decoded{messages: []protocol.Message{fr.Message}, replies: []listeners.Frame{ack(official.AckOK)}}, nil
+		return fr.Message, true, true
 	}
-	return decoded{replies: []listeners.Frame{ack(official.AckUnsupported)}}, fmt.Errorf("%w: %s frames are not sent by devices", listeners.ErrDropped, fr.Type)
+	return m, false, false
 }
 
 // onlineOf is the online message of an accepted online frame.
@@ -346,23 +357,14 @@ func (o *officialProto) decodeUDP(c *conn, f listeners.Frame) (decoded, error) {
 	}
 	fr := dg.Frame
 	fr.Message.DeviceID = deviceID
-	out := decoded{identify: deviceID, replies: []listeners.Frame{answer(official.AckOK)}}
-	switch fr.Type {
-	case official.FrameKeepalive, official.FrameAck:
-	case official.FrameOnline:
-		out.messages = []protocol.Message{onlineOf(fr)}
-	case official.FrameReadPropertyReply, official.FrameWritePropertyReply, official.FrameFunctionReply:
-		if st, _ := c.state.(*binaryState); st != nil {
-			if id, ok := st.reply(fr.Seq); ok {
-				fr.Message.MessageID = id
-			}
-		}
-		out.messages = []protocol.Message{fr.Message}
-		out.replies = nil
-	case official.FrameReportProperty, official.FrameEvent:
-		out.messages = []protocol.Message{fr.Message}
-	default:
+	m, _, ok := c.binaryUplink(fr)
+	if !ok {
 		return decoded{replies: []listeners.Frame{answer(official.AckUnsupported)}}, fmt.Errorf("%w: %s datagrams are not sent by devices", listeners.ErrDropped, fr.Type)
+	}
+	out := decoded{identify: deviceID, one: m, hasOne: m.Type != ""}
+	if !protocol.IsReply(m.Type) {
+		// Every datagram is answered, keepalives too, but a device's reply to a downlink.
+		out.replies = []listeners.Frame{answer(official.AckOK)}
 	}
 	return out, nil
 }
@@ -384,12 +386,7 @@ func (o *officialProto) encode(ctx context.Context, c *conn, m protocol.Message)
 		b, err := official.EncodeWebSocket(p.ID, m)
 		return listeners.Frame{Topic: c.info.Path, Payload: b}, err
 	case listeners.TransportTCP, listeners.TransportUDP:
-		st, _ := c.state.(*binaryState)
-		if st == nil {
-			st = &binaryState{}
-			c.state = st
-		}
-		fr, err := official.FrameOf(m, st.next(m.MessageID))
+		fr, err := official.FrameOf(m, c.binary.next(m.MessageID))
 		if err != nil {
 			return listeners.Frame{}, err
 		}
