@@ -150,7 +150,7 @@ func New(cfg Config) (*Cluster, error) {
 	}
 	go c.monitorLeadership()
 	c.members.joinInBackground(cfg.Join)
-	c.members.reconnectInBackground()
+	c.members.reconnectInBackground(cfg.Join, func() bool { addr, _ := c.raft.LeaderWithID(); return addr == "" })
 	if !c.existing && (cfg.BootstrapExpect > 1 || len(cfg.Join) > 0) {
 		c.bgWG.Add(1)
 		go func() {

@@ -103,6 +103,13 @@ func newMembership(cfg membershipConfig) (*membership, error) {
 		mc.ProbeTimeout = 200 * time.Millisecond
 		mc.SuspicionMult = 2
 	}
+	// A node restarted on new ports comes back under its name: without a reclaim time
+	// memberlist refuses the new address of a name it knows, dead or not, until it has
+	// forgotten the old one.
+	mc.DeadNodeReclaimTime = reconnectInterval
+	if cfg.Fast {
+		mc.DeadNodeReclaimTime = fastReconnectInterval
+	}
 	mc.Name = cfg.NodeID
 	host, port, err := splitHostPort(cfg.Bind)
 	if err != nil {
@@ -180,10 +187,10 @@ func (m *membership) joinInBackground(addrs []string) {
 }
 
 // reconnectInBackground joins again, every reconnectEvery, each known member that gossip
-// does not see alive: after a partition heals the two sides would otherwise stay apart
+// does not see alive, and the join addresses while lonely says no leader reaches this node: after a partition heals the two sides would otherwise stay apart
 // for good (memberlist probes only members it believes alive), and a node cut off from
 // gossip cannot forward to its leader or be asked for its devices.
-func (m *membership) reconnectInBackground() {
+func (m *membership) reconnectInBackground(join []string, lonely func() bool) {
 	m.joinWG.Add(1)
 	go func() {
 		defer m.joinWG.Done()
@@ -195,10 +202,19 @@ func (m *membership) reconnectInBackground() {
 				return
 			case <-t.C:
 			}
-			for id, addr := range m.lost() {
-				if n, err := m.ml.Join([]string{addr}); n > 0 {
+			targets := m.lost()
+			if lonely() {
+				// No leader reaches this node: the others may not have accepted it (it came
+				// back on a new address while they still knew the old one), so it announces
+				// itself again through the members it was told to join.
+				for i, addr := range join {
+					targets["join-"+strconv.Itoa(i)] = addr
+				}
+			}
+			for id, addr := range targets {
+				if n, err := m.ml.Join([]string{addr}); n > 0 && !strings.HasPrefix(id, "join-") {
 					m.log.Info("reconnected to a member gossip had lost", "member", id, "addr", addr)
-				} else {
+				} else if err != nil {
 					m.log.Debug("member still unreachable", "member", id, "addr", addr, "error", err)
 				}
 			}
