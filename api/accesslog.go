@@ -190,7 +190,8 @@ var (
 func isSecretName(name string) bool {
 	secretNamesOnce.Do(func() {
 		secretNames = map[string]bool{"password": true, "token": true, "key": true, "privatekey": true, "secret": true,
-			"authorization": true, "accesstoken": true, "secretkey": true}
+			"authorization": true, "accesstoken": true, "secretkey": true,
+			"signature": true} // a firmware download link's: whoever reads it may download until it expires
 		for _, k := range resource.Kinds() {
 			collectSecretNames(reflect.TypeOf(k.New()).Elem(), secretNames)
 		}

@@ -42,7 +42,9 @@ func status(t *testing.T, n *testutil.TestNode, method, path, token string) (int
 func TestEveryProtectedRouteNeedsAToken(t *testing.T) {
 	t.Parallel()
 	n := testutil.StartNode(t, "")
-	public := map[string]bool{"GET /api/v1/health": true, "POST /api/v1/auth/login": true}
+	// SPEC §3.1: health, login and the device-facing routes (a signed link is the
+	// device's credential) are open.
+	public := map[string]bool{"GET /api/v1/health": true, "POST /api/v1/auth/login": true, "GET /api/v1/firmwares/:id/download": true}
 	access := map[string]api.Access{}
 	for _, r := range n.API().Routes() {
 		access[r.Method+" "+r.Path] = r.Access
@@ -65,7 +67,7 @@ func TestEveryProtectedRouteNeedsAToken(t *testing.T) {
 			continue
 		}
 		if a == api.Public {
-			t.Errorf("%s is public but SPEC §3.1 opens only health and login", key)
+			t.Errorf("%s is public but SPEC §3.1 opens only health, login and device-facing routes", key)
 		}
 		for _, tok := range []string{"", "not-a-token", "Bearer"} {
 			if st, code := status(t, n, r.Method, concrete(r.Path), tok); st != http.StatusUnauthorized || code != "unauthorized" {

@@ -180,20 +180,46 @@ func (s *Server) registerDeviceRoutes() {
 	})
 }
 
-// internalPropose applies a presence command a follower sent. Only data-plane types are
-// accepted: configuration goes through the API's own validation.
+// internalPropose applies a data-plane command a follower sent: presence, or the device
+// reports of OTA (progress, versions, answered pulls). Configuration and the engine's own
+// decisions go through the API's validation and the leader.
 func (s *Server) internalPropose(c echo.Context) error {
 	var req ProposeRequest
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	if len(req.Command) == 0 || fsm.MessageType(req.Command[0])&^fsm.IgnoreUnknownTypeFlag != fsm.PresenceType {
-		return invalid(resource.Errors{{Field: "command", Message: "only presence commands are proposed this way"}})
+	if !dataPlaneCommand(req.Command) {
+		return invalid(resource.Errors{{Field: "command", Message: "only presence commands and OTA device reports are proposed this way"}})
 	}
 	if _, err := s.cfg.Raft.Apply(c.Request().Context(), req.Command); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
+}
+
+// dataPlaneCommand reports whether cmd is one a node's device side may propose.
+func dataPlaneCommand(cmd []byte) bool {
+	if len(cmd) == 0 {
+		return false
+	}
+	switch fsm.MessageType(cmd[0]) &^ fsm.IgnoreUnknownTypeFlag {
+	case fsm.PresenceType:
+		return true
+	case fsm.OTAType:
+		var req fsm.OTARequest
+		if json.Unmarshal(cmd[1:], &req) != nil {
+			return false
+		}
+		for _, op := range req.Ops {
+			switch op.Op {
+			case fsm.OpProgress, fsm.OpReport, fsm.OpPulled:
+			default:
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // downlinkTimeout reads ?timeout= (SPEC §4.6).

@@ -73,6 +73,13 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Now is the clock (tests move it); time.Now when nil.
 	Now func() time.Time
+	// OTA is this node's firmware side; without it the firmware routes answer 503.
+	OTA OTA
+	// FirmwareMaxBytes bounds an uploaded firmware file (DefaultFirmwareMaxBytes when 0).
+	FirmwareMaxBytes int64
+	// PublicURL is the base URL devices and browsers reach this node at; "" means the
+	// scheme and host of each request.
+	PublicURL string
 }
 
 // Limits on request bodies (SPEC §3).
@@ -153,6 +160,10 @@ func New(cfg Config) *Server {
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout
 	}
+	if cfg.FirmwareMaxBytes == 0 {
+		cfg.FirmwareMaxBytes = DefaultFirmwareMaxBytes
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api")}
 	s.proxy = s.newLeaderProxy()
 	e := echo.New()
@@ -173,8 +184,11 @@ func New(cfg Config) *Server {
 	s.registerLogRoutes()
 	s.registerListenerRoutes()
 	s.registerDeviceRoutes()
+	s.registerFirmwareRoutes()
+	s.registerTaskRoutes()
 	s.registerOpenAPIRoute()
 	s.registerInternalRoutes()
+	s.registerOTAInternalRoutes()
 	return s
 }
 

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/netip"
 	"time"
@@ -18,6 +19,9 @@ import (
 	"github.com/linkops/linkops/listeners/tcp"
 	"github.com/linkops/linkops/listeners/udp"
 	"github.com/linkops/linkops/listeners/websocket"
+	"github.com/linkops/linkops/ota"
+	"github.com/linkops/linkops/ota/blob"
+	"github.com/linkops/linkops/protocol"
 	"github.com/linkops/linkops/resource"
 	"github.com/linkops/linkops/session"
 )
@@ -48,6 +52,16 @@ type Config struct {
 	PropertiesPath string
 	// PoolSize is the number of sandboxes per uploaded codec (0: the default).
 	PoolSize int
+
+	// Blobs is this node's firmware blob store (--blob-store); PublicURL the base of the
+	// download links devices get (--public-url).
+	Blobs     blob.Store
+	PublicURL string
+	// Peers lists the other nodes, alive first; FetchBlob reads a blob from one of them.
+	Peers     func() []string
+	FetchBlob func(ctx context.Context, node, key string) (io.ReadCloser, error)
+	// CallPush hands firmware pushes to another node (its internal API).
+	CallPush func(ctx context.Context, node string, pushes []ota.Push) ([]ota.PushResult, error)
 }
 
 // DataPlane is this node's device side.
@@ -58,6 +72,8 @@ type DataPlane struct {
 	sessions *session.Manager
 	gateways *gateway.Runtime
 	props    *session.Properties
+	ota      *ota.Service
+	otaStats *ota.Metrics
 }
 
 // New assembles the data plane; nothing listens until Run.
@@ -72,12 +88,24 @@ func New(cfg Config) (*DataPlane, error) {
 			return nil, err
 		}
 	}
+	otaStats := ota.NewMetrics(cfg.Registry, cfg.Store)
+	firmware := ota.NewFirmware(ota.FirmwareConfig{NodeID: cfg.NodeID, Store: cfg.Store, Blobs: cfg.Blobs, PublicURL: cfg.PublicURL,
+		Peers: cfg.Peers, FetchBlob: cfg.FetchBlob, Metrics: otaStats, Log: cfg.Log.With("component", "firmware")})
+	var devices *ota.Devices // the session manager hands it firmware messages; it sends through the manager
 	sessions := session.NewManager(session.Config{NodeID: cfg.NodeID, Store: cfg.Store, Propose: cfg.Propose,
-		Properties: props, Log: cfg.Log.With("component", "sessions"), Metrics: session.NewMetrics(cfg.Registry)})
+		Properties: props, Log: cfg.Log.With("component", "sessions"), Metrics: session.NewMetrics(cfg.Registry),
+		Firmware: func(deviceID string, m protocol.Message) { devices.Receive(deviceID, m) }})
+	devices = ota.NewDevices(ota.DevicesConfig{Store: cfg.Store, Propose: cfg.Propose, Firmware: firmware, Metrics: otaStats,
+		Log: cfg.Log.With("component", "ota"),
+		Send: func(ctx context.Context, deviceID string, m protocol.Message) error {
+			_, err := sessions.Downlink(ctx, deviceID, m)
+			return err
+		}})
 	gateways := gateway.New(gateway.Config{NodeID: cfg.NodeID, Store: cfg.Store, Sessions: sessions,
 		Metrics: gateway.NewMetrics(cfg.Registry), Log: cfg.Log.With("component", "gateways"), PoolSize: cfg.PoolSize})
 	hub := listeners.NewHub()
 	return &DataPlane{cfg: cfg, hub: hub, sessions: sessions, gateways: gateways, props: props,
+		ota: &ota.Service{Firmware: firmware, Devices: devices}, otaStats: otaStats,
 		sup: listeners.NewSupervisor(listeners.SupervisorConfig{
 			NodeID:      cfg.NodeID,
 			Store:       cfg.Store,
@@ -96,6 +124,8 @@ func (d *DataPlane) Run(ctx context.Context) {
 	sessCtx, stopSessions := context.WithCancel(context.Background())
 	sessDone := make(chan struct{})
 	go func() { defer close(sessDone); d.sessions.Run(sessCtx) }()
+	otaDone := make(chan struct{})
+	go func() { defer close(otaDone); d.ota.Run(sessCtx) }()
 	propsStop, propsDone := make(chan struct{}), make(chan struct{})
 	go func() { defer close(propsDone); d.props.Run(propsStop) }()
 	gwDone := make(chan struct{})
@@ -104,6 +134,7 @@ func (d *DataPlane) Run(ctx context.Context) {
 	<-gwDone
 	stopSessions()
 	<-sessDone
+	<-otaDone
 	close(propsStop)
 	<-propsDone
 	if err := d.props.Close(); err != nil {
@@ -120,6 +151,24 @@ func (d *DataPlane) Sessions() *session.Manager { return d.sessions }
 // Reaper is the leader routine that releases the sessions of dead nodes.
 func (d *DataPlane) Reaper(dead func() []string) *session.Reaper {
 	return &session.Reaper{Store: d.cfg.Store, Dead: dead, Propose: d.cfg.Propose, Log: d.cfg.Log.With("component", "reaper")}
+}
+
+// OTA is this node's firmware and firmware-topic side (the API serves it).
+func (d *DataPlane) OTA() *ota.Service { return d.ota }
+
+// Engine is the leader routine that advances upgrade tasks; apply writes through raft on
+// the leader.
+func (d *DataPlane) Engine(apply func(ctx context.Context, cmd []byte) (any, error)) *ota.Engine {
+	return ota.NewEngine(ota.EngineConfig{Store: d.cfg.Store, Apply: apply, Deliver: d.deliver, Metrics: d.otaStats,
+		Log: d.cfg.Log.With("component", "ota-engine")})
+}
+
+// deliver hands pushes to the node holding their devices: this one, or a peer.
+func (d *DataPlane) deliver(ctx context.Context, node string, pushes []ota.Push) ([]ota.PushResult, error) {
+	if node == d.cfg.NodeID || d.cfg.CallPush == nil {
+		return d.ota.Push(ctx, pushes), nil
+	}
+	return d.cfg.CallPush(ctx, node, pushes)
 }
 
 // ComponentStatus is this node's state of a component.

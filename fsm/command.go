@@ -50,6 +50,9 @@ type DeleteRequest struct {
 	Kind        string `json:"kind"`
 	ID          string `json:"id"`
 	ExpectIndex uint64 `json:"expectIndex,omitempty"`
+	// Now stamps what the delete changes beside the resource (a deleted device's open OTA
+	// records end canceled at Now).
+	Now time.Time `json:"now,omitzero"`
 }
 
 // SetStateRequest enables or disables a stateful resource. It is idempotent: setting the
@@ -120,7 +123,11 @@ func NewUpsert(kind *resource.Kind, obj resource.Object, create bool, expectInde
 
 // NewDelete builds an encoded DeleteRequest.
 func NewDelete(kind *resource.Kind, id string, expectIndex uint64) ([]byte, error) {
-	return Encode(DeleteType, DeleteRequest{Kind: kind.Name, ID: id, ExpectIndex: expectIndex})
+	req := DeleteRequest{Kind: kind.Name, ID: id, ExpectIndex: expectIndex}
+	if kind == resource.Devices {
+		req.Now = time.Now().UTC() // its open OTA records end at this time
+	}
+	return Encode(DeleteType, req)
 }
 
 // NewSetState builds an encoded SetStateRequest.

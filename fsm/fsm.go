@@ -72,6 +72,8 @@ func (f *FSM) Apply(l *raft.Log) any {
 		return decodeThen(l.Index, "batch create", body, func(r *BatchCreateRequest) any { return f.applyBatchCreate(l.Index, r, ignorable) })
 	case PresenceType:
 		return decodeThen(l.Index, "presence", body, func(r *PresenceRequest) any { return f.applyPresence(l.Index, r) })
+	case OTAType:
+		return decodeThen(l.Index, "ota", body, func(r *OTARequest) any { return f.applyOTA(l.Index, r) })
 	}
 	return f.unknown(l.Index, fmt.Sprintf("type %d", t), ignorable)
 }
@@ -363,8 +365,16 @@ func (f *FSM) applyDelete(index uint64, req *DeleteRequest, ignorable bool) any 
 	if err := txn.Delete(kind.Name, old); err != nil {
 		return fmt.Errorf("delete %s %q: %w", kind.Name, req.ID, err)
 	}
-	if kind == resource.Devices {
+	switch kind {
+	case resource.Devices:
 		if err := deletePresence(txn, req.ID); err != nil {
+			return err
+		}
+		if err := cancelDeviceRecords(txn, index, req.ID, req.Now); err != nil {
+			return err
+		}
+	case resource.UpgradeTasks:
+		if err := deleteTaskRecords(txn, req.ID); err != nil {
 			return err
 		}
 	}

@@ -38,6 +38,7 @@ type snapshotHeader struct {
 type snapshotRecord struct {
 	Meta     *metaEntry      `json:"meta,omitempty"`
 	Presence *Presence       `json:"presence,omitempty"`
+	OTA      *OTARecord      `json:"ota,omitempty"`
 	Kind     string          `json:"kind,omitempty"`
 	Object   json.RawMessage `json:"object,omitempty"`
 	Checksum string          `json:"checksum,omitempty"`
@@ -102,6 +103,15 @@ func writeSnapshot(w io.Writer, txn *memdb.Txn, index uint64) error {
 			return err
 		}
 	}
+	it, err = txn.Get(otaTable, "id")
+	if err != nil {
+		return err
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if err := enc.Encode(snapshotRecord{OTA: raw.(*OTARecord)}); err != nil {
+			return err
+		}
+	}
 	for _, k := range resource.Kinds() {
 		it, err := txn.Get(k.Name, "id")
 		if err != nil {
@@ -145,6 +155,7 @@ func VerifySnapshot(r io.Reader) (SnapshotSummary, error) {
 type snapshotSink interface {
 	meta(e *metaEntry) error
 	presence(p *Presence) error
+	ota(r *OTARecord) error
 	object(kind *resource.Kind, obj resource.Object) error
 	// done checks the header's per-kind counts against what was received.
 	done(counts map[string]int) error
@@ -159,6 +170,8 @@ type txnSink struct {
 func (s txnSink) meta(e *metaEntry) error { return s.txn.Insert(metaTable, e) }
 
 func (s txnSink) presence(p *Presence) error { return s.txn.Insert(presenceTable, p) }
+
+func (s txnSink) ota(r *OTARecord) error { return s.txn.Insert(otaTable, r) }
 
 func (s txnSink) object(kind *resource.Kind, obj resource.Object) error {
 	s.counts.move(kind, nil, obj)
@@ -182,6 +195,13 @@ func (s *verifySink) meta(*metaEntry) error { return nil }
 func (s *verifySink) presence(p *Presence) error {
 	if p.DeviceID == "" {
 		return fmt.Errorf("a presence record without a device id")
+	}
+	return nil
+}
+
+func (s *verifySink) ota(r *OTARecord) error {
+	if r.TaskID == "" || r.DeviceID == "" {
+		return fmt.Errorf("an OTA record without a task or device id")
 	}
 	return nil
 }
@@ -262,6 +282,10 @@ func readSnapshot(r io.Reader, sink snapshotSink) (SnapshotSummary, error) {
 			}
 		case rec.Presence != nil:
 			if err := sink.presence(rec.Presence); err != nil {
+				return sum, fmt.Errorf("%w: line %d: %v", ErrBadSnapshot, line, err)
+			}
+		case rec.OTA != nil:
+			if err := sink.ota(rec.OTA); err != nil {
 				return sum, fmt.Errorf("%w: line %d: %v", ErrBadSnapshot, line, err)
 			}
 		default:

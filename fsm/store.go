@@ -134,6 +134,7 @@ func schema() *memdb.DBSchema {
 			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
 		}},
 		presenceTable: presenceSchema(),
+		otaTable:      otaSchema(),
 	}}
 	for _, k := range resource.Kinds() {
 		// The id index reads Base().ID directly: memdb's StringFieldIndex looks the field up

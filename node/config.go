@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,9 +40,14 @@ type Config struct {
 	ClusterKey      string
 	AdminPassword   string
 	BlobStore       string
-	LogLevel        string
-	PprofAddr       string
-	TokenTTL        time.Duration
+	// PublicURL is the base URL devices and browsers reach this node at (firmware download
+	// links, cloud callback URLs); "" means http://<advertised http addr>.
+	PublicURL string
+	// FirmwareMaxBytes bounds an uploaded firmware file (0: api.DefaultFirmwareMaxBytes).
+	FirmwareMaxBytes int64
+	LogLevel         string
+	PprofAddr        string
+	TokenTTL         time.Duration
 	// Node-local access and system logs: kept this long, and at most this many bytes.
 	LogMaxAge      time.Duration
 	LogMaxBytes    int64
@@ -78,6 +84,8 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.ClusterKey, "cluster-key", "", "base64 32-byte key shared by all nodes; encrypts gossip and authenticates internal calls")
 	fs.StringVar(&c.AdminPassword, "admin-password", "", "password of the admin user when the cluster is first created (default: generated and printed once)")
 	fs.StringVar(&c.BlobStore, "blob-store", "", "firmware blob store: file://DIR or s3://BUCKET?endpoint=HOST:PORT&secure=false&region=R (default: file://<data-dir>/blobs)")
+	fs.StringVar(&c.PublicURL, "public-url", "", "base URL devices and browsers use to reach this node: firmware download links, cloud callback URLs (default: http://<advertised http addr>)")
+	fs.Int64Var(&c.FirmwareMaxBytes, "firmware-max-bytes", api.DefaultFirmwareMaxBytes, "the largest firmware file accepted, in bytes")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&c.LogMaxAge, "log-max-age", 7*24*time.Hour, "how long this node keeps its access and system log records")
 	fs.Int64Var(&c.LogMaxBytes, "log-max-bytes", 1<<30, "how many bytes of access and system log records this node keeps; the oldest go first")
@@ -187,6 +195,25 @@ func (c *Config) validate() error {
 			continue
 		}
 		c.allowRemote = append(c.allowRemote, p.Masked())
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("--public-url %q: %v", c.PublicURL, err))
+		case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil:
+			errs = append(errs, fmt.Errorf("--public-url %q: want an absolute http:// or https:// URL, like https://iot.example.com", c.PublicURL))
+		case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+			errs = append(errs, fmt.Errorf("--public-url %q: must not have a query or fragment (paths are appended to it)", c.PublicURL))
+		default:
+			c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+		}
+	}
+	switch {
+	case c.FirmwareMaxBytes == 0: // a Config built in code (tests) rather than from the flags
+		c.FirmwareMaxBytes = api.DefaultFirmwareMaxBytes
+	case c.FirmwareMaxBytes < 0:
+		errs = append(errs, fmt.Errorf("--firmware-max-bytes must be above 0 (got %d)", c.FirmwareMaxBytes))
 	}
 	if c.BlobStore == "" {
 		c.BlobStore = "file://" + filepath.Join(c.DataDir, "blobs")

@@ -27,6 +27,8 @@ import (
 	"github.com/linkops/linkops/dataplane"
 	"github.com/linkops/linkops/fsm"
 	"github.com/linkops/linkops/logs"
+	"github.com/linkops/linkops/ota"
+	"github.com/linkops/linkops/ota/blob"
 	"github.com/linkops/linkops/resource"
 )
 
@@ -140,9 +142,23 @@ func (n *Node) start() error {
 	n.fsm = fsm.New(n.log.With("component", "fsm"))
 	// Before the cluster: its leader routines use the data plane. Nothing it does calls
 	// raft before Run.
+	// A store that cannot be reached now still opens: the node starts, and firmware calls
+	// answer 503 until it is back (SPEC §4.7).
+	blobs, err := blob.Open(context.Background(), n.cfg.BlobStore, os.Getenv)
+	if err != nil {
+		return fmt.Errorf("--blob-store: %w", err)
+	}
+	if err := blobs.Check(context.Background()); err != nil {
+		n.log.Warn("the firmware blob store is not usable yet; firmware uploads and downloads answer 503 until it is", "store", blobs.String(), "error", err)
+	}
+	publicURL := n.cfg.PublicURL
+	if publicURL == "" {
+		publicURL = "http://" + apiAdv
+	}
 	n.data, err = dataplane.New(dataplane.Config{NodeID: n.cfg.NodeID, Store: n.fsm.Store(), Registry: n.registry,
 		Log: n.log, AllowRemote: n.cfg.allowRemote, Propose: n.propose,
-		PropertiesPath: filepath.Join(n.cfg.DataDir, "devices.db")})
+		PropertiesPath: filepath.Join(n.cfg.DataDir, "devices.db"),
+		Blobs:          blobs, PublicURL: publicURL, Peers: n.blobPeers, FetchBlob: n.fetchBlob, CallPush: n.callPush})
 	if err != nil {
 		return err
 	}
@@ -172,6 +188,7 @@ func (n *Node) start() error {
 		LeaderRoutines: []cluster.LeaderRoutine{
 			{Name: "initialize", Run: n.initialize},
 			{Name: "release-dead-sessions", Run: func(ctx context.Context) { n.data.Reaper(n.deadNodes).Run(ctx) }},
+			{Name: "ota-engine", Run: func(ctx context.Context) { n.data.Engine(n.cluster.Apply).Run(ctx) }},
 		},
 	})
 	if err != nil {
@@ -183,17 +200,20 @@ func (n *Node) start() error {
 		return err
 	}
 	n.api = api.New(api.Config{
-		NodeID:         n.cfg.NodeID,
-		Raft:           n.cluster,
-		Store:          n.fsm.Store(),
-		Logs:           n.logs,
-		Listeners:      n.data,
-		Sessions:       n.data.Sessions(),
-		Logger:         n.log,
-		Registry:       n.registry,
-		TokenTTL:       n.cfg.TokenTTL,
-		TempDir:        tmp,
-		RequestTimeout: n.cfg.RequestTimeout,
+		NodeID:           n.cfg.NodeID,
+		Raft:             n.cluster,
+		Store:            n.fsm.Store(),
+		Logs:             n.logs,
+		Listeners:        n.data,
+		Sessions:         n.data.Sessions(),
+		OTA:              n.data.OTA(),
+		PublicURL:        publicURL,
+		FirmwareMaxBytes: n.cfg.FirmwareMaxBytes,
+		Logger:           n.log,
+		Registry:         n.registry,
+		TokenTTL:         n.cfg.TokenTTL,
+		TempDir:          tmp,
+		RequestTimeout:   n.cfg.RequestTimeout,
 	})
 	n.http = &http.Server{Handler: n.api.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
 	go func() {
@@ -305,6 +325,39 @@ func (n *Node) propose(ctx context.Context, cmd []byte) error {
 	}
 	return n.cluster.CallNode(ctx, leader, cluster.Call{Method: http.MethodPost, Path: api.InternalProposePath,
 		Body: api.ProposeRequest{Command: cmd}}, nil)
+}
+
+// blobPeers lists the other members that may hold a firmware blob, those gossip sees
+// alive first.
+func (n *Node) blobPeers() []string {
+	var alive, other []string
+	for _, m := range n.cluster.Peers() {
+		switch {
+		case m.ID == n.cfg.NodeID:
+		case m.Status == cluster.StatusAlive:
+			alive = append(alive, m.ID)
+		default:
+			other = append(other, m.ID)
+		}
+	}
+	return append(alive, other...)
+}
+
+// fetchBlob opens a firmware blob held by another node.
+func (n *Node) fetchBlob(ctx context.Context, node, key string) (io.ReadCloser, error) {
+	resp, err := n.cluster.StreamNode(ctx, node, cluster.Call{Method: http.MethodGet, Path: api.InternalBlobsPath + key})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// callPush hands firmware pushes to the node holding their devices.
+func (n *Node) callPush(ctx context.Context, node string, pushes []ota.Push) ([]ota.PushResult, error) {
+	var out api.OTAPushResponse
+	err := n.cluster.CallNode(ctx, node, cluster.Call{Method: http.MethodPost, Path: api.InternalOTAPushPath,
+		Body: api.OTAPushRequest{Pushes: pushes}}, &out)
+	return out.Results, err
 }
 
 // deadNodes are the members gossip has declared dead.

@@ -13,6 +13,7 @@
 #   mosquitto_pub/sub real MQTT clients for MQTT_SERVER tests       (mosquitto-clients)
 #   coap-client-*    real CoAP clients, plain and DTLS (libcoap)     (libcoap3-bin)
 #   openssl          TLS and DTLS clients in listener tests          (openssl)
+#   versitygw        a real S3 server for the blob-store tests       (go install, below)
 #
 # Recommended packages are skipped: vagrant would otherwise pull in libvirt, qemu and a
 # kernel; `vagrant validate --ignore-provider` needs no provider.
@@ -38,6 +39,19 @@ want mosquitto_sub mosquitto-clients
 want coap-client-notls libcoap3-bin
 want coap-client-openssl libcoap3-bin
 want openssl openssl
+
+# versitygw, the S3 server of the blob-store tests, is a Go program and not a Debian
+# package: installed with `go install` into the directory internal/testutil looks in (same
+# version, same place), once. Before the apt step, which may end the script early.
+vgw_dir="${LINKOPS_TOOLS_DIR:-$HOME/.cache/linkops/bin}"
+if [[ ! -x "$vgw_dir/versitygw" ]]; then
+	echo "test dependencies: installing versitygw into $vgw_dir (about 90 s)"
+	mkdir -p "$vgw_dir"
+	vgw_tmp=$(mktemp -d "$vgw_dir/.install-XXXXXX")
+	(cd "$vgw_tmp" && GOBIN="$vgw_tmp" GOFLAGS= CGO_ENABLED=0 "${GO:-go}" install github.com/versity/versitygw/cmd/versitygw@v1.8.0)
+	mv "$vgw_tmp/versitygw" "$vgw_dir/versitygw"
+	rmdir "$vgw_tmp"
+fi
 
 if ((${#need[@]} == 0)); then
 	echo "test dependencies: all present"

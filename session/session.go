@@ -95,8 +95,12 @@ type Config struct {
 	Propose func(ctx context.Context, cmd []byte) error
 	// Properties is this node's property store (nil: kept in memory only).
 	Properties *Properties
-	Log        *slog.Logger
-	Metrics    *Metrics
+	// Firmware receives the firmware messages of devices (upgrade replies, progress, pulls,
+	// reports): the OTA side of this node (nil: dropped after the firmware version is
+	// recorded).
+	Firmware func(deviceID string, m protocol.Message)
+	Log      *slog.Logger
+	Metrics  *Metrics
 	// FlushInterval and MaxBatch bound how long a presence change waits and how many go
 	// in one raft entry (defaults DefaultFlushInterval, DefaultMaxBatch).
 	FlushInterval time.Duration
@@ -491,6 +495,18 @@ func (m *Manager) Receive(s *Session, topic string, msg protocol.Message) {
 	case protocol.TypeFirmwareReport:
 		if msg.Version != "" {
 			m.props.SetFirmware(s.DeviceID, msg.Version, at)
+		}
+	case protocol.TypeFirmwareProgress:
+		// A progress report that completes successfully names the version now running
+		// (SPEC §4.8).
+		if msg.Complete && msg.Version != "" && (msg.Success == nil || *msg.Success) {
+			m.props.SetFirmware(s.DeviceID, msg.Version, at)
+		}
+	}
+	switch msg.Type {
+	case protocol.TypeFirmwareUpgradeAck, protocol.TypeFirmwareProgress, protocol.TypeFirmwarePull, protocol.TypeFirmwareReport:
+		if m.cfg.Firmware != nil {
+			m.cfg.Firmware(s.DeviceID, msg)
 		}
 	}
 	if !seen {

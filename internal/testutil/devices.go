@@ -60,6 +60,9 @@ type MQTTDevice struct {
 	Received []protocol.Message
 	Raw      [][]byte
 	got      chan protocol.Message
+	// onOther receives the downlinks this type does not answer itself (firmware upgrades,
+	// pull answers): see OTADevice.
+	onOther func(protocol.Message)
 }
 
 // MQTTOptions are paho options for an official device; plain selects the plain mode.
@@ -155,7 +158,11 @@ func (d *MQTTDevice) handle(topic string, payload []byte) {
 	default:
 		silent = true
 	}
+	other := d.onOther
 	d.mu.Unlock()
+	if other != nil && silent && m.Type != protocol.TypeReadProperty && m.Type != protocol.TypeWriteProperty && m.Type != protocol.TypeInvokeFunction {
+		go other(m)
+	}
 	select {
 	case d.got <- m:
 	default:
@@ -200,14 +207,15 @@ func (d *MQTTDevice) NextDownlink(t testing.TB) protocol.Message {
 
 // Device is a device answer of the API.
 type Device struct {
-	ID            string         `json:"id"`
-	State         string         `json:"state"`
-	ServerID      string         `json:"serverId"`
-	Properties    map[string]any `json:"properties"`
-	Missing       []string       `json:"missing"`
-	Index         uint64         `json:"index"`
-	OnlineAt      *time.Time     `json:"onlineAt"`
-	LastMessageAt *time.Time     `json:"lastMessageAt"`
+	ID              string         `json:"id"`
+	State           string         `json:"state"`
+	ServerID        string         `json:"serverId"`
+	Properties      map[string]any `json:"properties"`
+	Missing         []string       `json:"missing"`
+	Index           uint64         `json:"index"`
+	OnlineAt        *time.Time     `json:"onlineAt"`
+	LastMessageAt   *time.Time     `json:"lastMessageAt"`
+	FirmwareVersion string         `json:"firmwareVersion"`
 }
 
 // GetDevice reads a device through c.
