@@ -35,7 +35,7 @@ import (
 // fleetSpec as one JSON line, the child answers "ready" once it is set up, the parent
 // writes "go", the child dials every device and answers "connected OK FAILED SECONDS
 // CPU-SECONDS FIRST-ERROR", then holds the connections (answering reads if asked) until its stdin
-// closes.
+// closes. Meanwhile "ota FIRMWARE-ID" asks a firmware fleet what its devices did (b5.go).
 type fleetSpec struct {
 	ProductID, SecureID, SecureKey string
 	// IDFormat formats device i's id (client id), for i in [From, From+Count).
@@ -50,6 +50,12 @@ type fleetSpec struct {
 	Concurrency int
 	// Answer makes each device answer properties/read with a properties/read/reply.
 	Answer bool
+	// Firmware makes each device upgrade itself on a firmware/upgrade push (b5.go): reply,
+	// download the signed link, check the sign, report completion.
+	Firmware bool
+	// DownloadConns bounds the HTTP connections the fleet's downloads keep to each node
+	// (0: 128).
+	DownloadConns int
 }
 
 // fleetKeepalive is long enough that no device pings during a bench, and not 0, so the
@@ -146,6 +152,9 @@ func runFleet() {
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	fmt.Printf("connected %d %d %.6f %.6f %s\n", res.OK, res.Failed, res.Seconds, cpu.Seconds(), res.FirstError)
 	for in.Scan() { // until stdin closes
+		if fw, ok := strings.CutPrefix(in.Text(), "ota "); ok && fleetOTA != nil {
+			fmt.Println(fleetOTA.stats(fw))
+		}
 	}
 	for _, c := range conns {
 		if c != nil {
@@ -169,6 +178,9 @@ func dialFleet(spec fleetSpec) ([]net.Conn, fleetResult) {
 	if conc <= 0 || conc > spec.Count {
 		conc = spec.Count
 	}
+	if spec.Firmware {
+		fleetOTA = newOTAFleet(spec)
+	}
 	next := make(chan int, spec.Count)
 	for i := range spec.Count {
 		next <- i
@@ -191,7 +203,10 @@ func dialFleet(spec fleetSpec) ([]net.Conn, fleetResult) {
 					continue
 				}
 				conns[k] = c
-				if spec.Answer {
+				switch {
+				case spec.Firmware:
+					go fleetOTA.serve(c, k, id)
+				case spec.Answer:
 					go answerReads(c, spec.ProductID, id)
 				}
 			}

@@ -33,6 +33,9 @@ type OTABehaviour struct {
 	// ByReport ends with a firmware/report of the new version instead of a completing
 	// progress report.
 	ByReport bool
+	// Delay is how long the device takes to install after downloading: it sleeps this long
+	// before its completing report, so a campaign lasts long enough to act in the middle.
+	Delay time.Duration
 }
 
 // OTADevice is an official MQTT device that upgrades itself like a real one: on
@@ -177,6 +180,9 @@ func (d *OTADevice) upgrade(m protocol.Message) {
 		return
 	}
 	d.send(protocol.Message{Type: protocol.TypeFirmwareProgress, Progress: 60, FirmwareID: m.FirmwareID, Version: m.Version})
+	if b.Delay > 0 {
+		time.Sleep(b.Delay)
+	}
 	d.mu.Lock()
 	d.version = m.Version
 	d.mu.Unlock()
