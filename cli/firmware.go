@@ -364,24 +364,22 @@ func (g *globals) downloadFirmware(id, path string, resume bool) error {
 	var w io.Writer = g.stdout
 	var file *os.File
 	var offset int64
-	if !toStdout {
-		flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
-		if resume {
-			flags = os.O_RDWR | os.O_CREATE
-		}
+	if !toStdout && resume {
 		var err error
-		if file, err = os.OpenFile(path, flags, 0o644); err != nil {
+		switch file, err = os.OpenFile(path, os.O_RDWR, 0); {
+		case errors.Is(err, os.ErrNotExist):
+			// Nothing to continue: a whole download, to a file made once the server answers.
+		case err != nil:
 			return err
-		}
-		defer file.Close()
-		if resume {
+		default:
+			defer file.Close()
 			// The part already there is hashed now, so that the whole file is checked; the
 			// read leaves the file's offset at its end, where the rest is appended.
 			if offset, err = io.Copy(h, file); err != nil {
 				return fmt.Errorf("read %s: %w", path, err)
 			}
+			w = file
 		}
-		w = file
 	}
 	c := g.transferClient()
 	filePath := firmwarePath + "/" + url.PathEscape(id) + "/file"
@@ -402,6 +400,15 @@ func (g *globals) downloadFirmware(id, path string, resume bool) error {
 		return err
 	}
 	defer resp.Body.Close()
+	if !toStdout && file == nil {
+		// Made (or emptied) only now that the server sends the file: a refused download
+		// (a wrong id, no token) leaves whatever was at path untouched.
+		if file, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
+			return err
+		}
+		defer file.Close()
+		w = file
+	}
 	if offset > 0 {
 		if resp.StatusCode == http.StatusPartialContent {
 			if start, ok := contentRangeStart(resp.Header.Get("Content-Range")); !ok || start != offset {

@@ -183,6 +183,15 @@ func TestCLIOTA(t *testing.T) {
 
 		r := cli("task", "watch", pushID, "--interval", "200ms")
 		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		// Whenever the watch looked, at most --max-in-flight devices were processing.
+		for _, line := range lines {
+			var processing int
+			if m := regexp.MustCompile(`processing (\d+)`).FindStringSubmatch(line); m == nil {
+				t.Errorf("task watch line %q has no processing count", line)
+			} else if fmt.Sscan(m[1], &processing); processing > 2 {
+				t.Errorf("task watch line %q: more devices processing than --max-in-flight 2", line)
+			}
+		}
 		last := lines[len(lines)-1]
 		if !regexp.MustCompile(`^completed\s+waiting 0\s+processing 0\s+success 3\s+failed 0\s+canceled 0\s+100%$`).MatchString(last) {
 			t.Errorf("task watch's last line %q, want completed with success 3\n%s", last, r.stdout)
@@ -278,6 +287,9 @@ func TestCLIOTA(t *testing.T) {
 		}
 		if r := fails("firmware", "download", fwID, "-o", filepath.Join(dir, "gone.bin")); !strings.Contains(r.stderr, "404") {
 			t.Errorf("download of the deleted firmware: stderr %q, want 404", r.stderr)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "gone.bin")); !os.IsNotExist(err) {
+			t.Errorf("the refused download left a file gone.bin (stat: %v)", err)
 		}
 		if r := cli("firmware", "list", "-o", "json"); decodeJSON(t, r)["total"] != float64(0) {
 			t.Errorf("firmware list after the delete:\n%s", r.stdout)

@@ -53,7 +53,7 @@ type Report struct {
 
 func main() {
 	out := flag.String("out", "bench", "directory for report.md and report.json")
-	only := flag.String("only", "B1,B2,B3,B4,B4L,B6,B7,B8", "comma-separated benchmarks to run (B4L: the MQTT listener alone, memory per idle connection)")
+	only := flag.String("only", "B1,B2,B3,B4,B4L,B5,B6,B7,B8", "comma-separated benchmarks to run (B4L: the MQTT listener alone, memory per idle connection)")
 	b6Records := flag.Int("b6-records", 1000000, "B6 access records ingested and queried")
 	b7Devices := flag.Int("b7-devices", 1000000, "B7 registered devices")
 	b1Duration := flag.Duration("b1-duration", 15*time.Second, "B1 measuring time")
@@ -62,6 +62,10 @@ func main() {
 	b3Trials := flag.Int("b3-trials", 20, "B3 component enables")
 	b4Publishers := flag.Int("b4-publishers", 100, "B4 publishers (devices sending QoS 0 property reports)")
 	b4Window := flag.Duration("b4-window", 8*time.Second, "B4 measuring time of each throughput round (2 rounds per broker)")
+	b5Devices := flag.Int("b5-devices", 10000, "B5 devices in the push OTA campaign, a third on each node")
+	b5MaxInFlight := flag.Int("b5-max-in-flight", 10000, "B5 the campaign task's rollout.maxInFlight")
+	b5FirmwareBytes := flag.Int("b5-firmware-bytes", 1024, "B5 firmware file size")
+	b5Default := flag.Bool("b5-default-round", true, "B5: then a second campaign with the default rollout (maxInFlight 100)")
 	b8Devices := flag.Int("b8-devices", 15000, "B8 devices in the connect storm, a third to each node")
 	b8Concurrency := flag.Int("b8-concurrency", 1500, "B8 connects in flight at once (0: every device at once)")
 	b8Reads := flag.Int("b8-reads", 300, "B8 property reads sent one at a time through a node not holding the session")
@@ -107,6 +111,9 @@ func main() {
 	}
 	if want["B4L"] {
 		rep.Results = append(rep.Results, benchB4L())
+	}
+	if want["B5"] {
+		rep.Results = append(rep.Results, benchB5(filepath.Join(tmp, "b5"), *b5Devices, *b5MaxInFlight, *b5FirmwareBytes, *b5Default))
 	}
 	if want["B6"] {
 		rep.Results = append(rep.Results, benchB6(filepath.Join(tmp, "b6"), *b6Records))

@@ -1,0 +1,562 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"log"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/linkops/linkops/client"
+	"github.com/linkops/linkops/protocol"
+	"github.com/linkops/linkops/protocol/official"
+	"github.com/linkops/linkops/resource"
+)
+
+func b5DeviceID(i int) string { return fmt.Sprintf("b5-%05d", i) }
+
+// b5Round is what one campaign measured.
+type b5Round struct {
+	maxInFlight                       int
+	total, create, firstPush, steady  time.Duration
+	steadyDevices                     int
+	counts                            resource.TaskCounts
+	entries, idleEntriesPerSecond     float64
+	pushes, bytes                     float64
+	bytesByNode                       []float64
+	oneAttempt                        int
+	fleet                             otaStats
+	nodesCPU, devicesCPU, machineCPUs float64
+}
+
+func (r b5Round) rate() float64 { return float64(r.counts.Success) / r.total.Seconds() }
+
+// benchB5: a push OTA campaign on a 3-node in-process cluster over devices official MQTT
+// devices connected a third to each node, every one of which downloads a tiny firmware
+// through the signed link in its push (no token), checks its sha256 and reports
+// completion; timed from the task's create to its state completed. Then, when asked, the
+// same over the same devices with the default rollout (maxInFlight 100).
+func benchB5(dir string, devices, maxInFlight, fwBytes int, defaultRound bool) Result {
+	limit := raiseFileLimit()
+	if devices > limit-1500 {
+		log.Fatalf("B5: %d devices need %d descriptors here; the open-file limit is %d", devices, devices+1500, limit)
+	}
+	log.Printf("B5: push OTA campaign over %d devices on 3 nodes, %d-byte firmware, maxInFlight %d", devices, fwBytes, maxInFlight)
+	nodes, token := startInProcess(dir, 3)
+	defer shutdownAll(nodes)
+	if profileDir != "" {
+		// The nodes' warnings explain a slow campaign; their directory goes with the run.
+		defer func() {
+			for _, nd := range nodes {
+				if b, err := os.ReadFile(filepath.Join(dir, nd.ID(), "node.log")); err == nil {
+					_ = os.WriteFile(filepath.Join(profileDir, "b5-"+nd.ID()+".log"), b, 0o644)
+				}
+			}
+		}()
+	}
+	clients := make([]*client.Client, len(nodes))
+	httpc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}, Timeout: time.Minute}
+	for i, nd := range nodes {
+		clients[i] = client.New(nd.HTTPAddr(), token)
+		clients[i].HTTP = httpc
+	}
+	admin := clients[0]
+	hosts := []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
+	port := freeTCPPortOn(hosts...)
+	mustDo(admin, http.MethodPost, "/api/v1/network-components", perNodeComponent("b5", "MQTT_SERVER", hosts, port), nil)
+	targets := make([]string, len(hosts))
+	for i, h := range hosts {
+		targets[i] = net.JoinHostPort(h, fmt.Sprint(port))
+		waitFor("node "+nodes[i].ID()+"'s MQTT_SERVER to accept", func() bool { return dialable(targets[i]) })
+	}
+	mustDo(admin, http.MethodPost, "/api/v1/gateways", map[string]any{"id": "b5-gw", "name": "B5", "provider": "mqtt-server-gateway",
+		"channelId": "b5", "protocol": "official", "state": "enabled"}, nil)
+	secureID, secureKey := "b5-sid", "b5-secure-key-0123"
+	mustDo(admin, http.MethodPost, "/api/v1/products", map[string]any{"id": "b5", "name": "B5 meters", "gatewayId": "b5-gw",
+		"secureId": secureID, "secureKey": secureKey}, nil)
+	createDevices(admin, "b5", devices, b5DeviceID)
+	// waitServed probes each node with device b8-probe-<i>; they go once it has, so that a
+	// task over every device of the product holds exactly the fleet's.
+	probe := func(i int) string { return fmt.Sprintf("b8-probe-%d", i) }
+	createDevices(admin, "b5", len(nodes), probe)
+	waitServed(nodes, clients, targets, secureID, secureKey)
+	for i := range nodes {
+		mustDo(admin, http.MethodDelete, "/api/v1/devices/"+probe(i), nil, nil)
+	}
+
+	firmwares := []string{uploadB5Firmware(admin, clients, "b5-fw2", "2.0", 2, fwBytes)}
+	if defaultRound {
+		firmwares = append(firmwares, uploadB5Firmware(admin, clients, "b5-fw3", "3.0", 3, fwBytes))
+	}
+
+	f := startFleet(fleetSpec{ProductID: "b5", SecureID: secureID, SecureKey: secureKey, IDFormat: "b5-%05d", Count: devices,
+		Targets: targets, Sources: []string{"127.0.0.30", "127.0.0.31", "127.0.0.32", "127.0.0.33"}, Concurrency: 1500,
+		Firmware: true, DownloadConns: 128})
+	defer f.close()
+	if res := f.dial(); res.Failed > 0 {
+		log.Fatalf("B5: %d of %d devices failed to connect: %s", res.Failed, devices, res.FirstError)
+	}
+	for i := range nodes {
+		waitOnline(clients[i], devices)
+	}
+	log.Printf("B5: %d devices online on every node's list", devices)
+
+	first := b5Campaign(clients, f, firmwares[0], devices, maxInFlight, "b5-campaign")
+	rounds := []b5Round{first}
+	if defaultRound {
+		rounds = append(rounds, b5Campaign(clients, f, firmwares[1], devices, 0, ""))
+	}
+
+	figures := map[string]float64{"devices": float64(devices), "firmwareBytes": float64(fwBytes)}
+	for k, r := range rounds {
+		prefix := ""
+		if k > 0 {
+			prefix = "default100_"
+		}
+		put := func(name string, v float64) { figures[prefix+name] = v }
+		put("maxInFlight", float64(r.maxInFlight))
+		put("devicesPerSecond", r.rate())
+		put("steadyDevicesPerSecond", float64(r.steadyDevices)/r.steady.Seconds())
+		put("totalSeconds", r.total.Seconds())
+		put("createSeconds", r.create.Seconds())
+		put("firstPushSeconds", r.firstPush.Seconds())
+		put("success", float64(r.counts.Success))
+		put("failed", float64(r.counts.Failed))
+		put("raftEntries", r.entries)
+		put("raftEntriesPer1000Devices", r.entries/float64(devices)*1000)
+		put("idleRaftEntriesPerSecond", r.idleEntriesPerSecond)
+		put("pushes", r.pushes)
+		put("bytesServed", r.bytes)
+		put("devicesWithOnePush", float64(r.fleet.one))
+		put("devicesWithNoPush", float64(r.fleet.none))
+		put("devicesWithMorePushes", float64(r.fleet.more))
+		put("recordsWithOneAttempt", float64(r.oneAttempt))
+		put("downloadsVerified", float64(r.fleet.done))
+		put("deviceErrors", float64(r.fleet.failed))
+		put("nodesCPUSeconds", r.nodesCPU)
+		put("devicesCPUSeconds", r.devicesCPU)
+		put("machineCPUSeconds", r.machineCPUs)
+		for i, b := range r.bytesByNode {
+			put(fmt.Sprintf("bytesServed_%s", nodes[i].ID()), b)
+		}
+	}
+	exact := func(r b5Round) bool {
+		return r.counts.Success == devices && r.fleet.one == devices && r.fleet.done == devices && r.fleet.failed == 0 &&
+			r.pushes == float64(devices) && r.oneAttempt == devices
+	}
+	notes := fmt.Sprintf("3 nodes in the bench process (file:// blob stores, default raft timings), devices in a child process (fleet.go: raw MQTT 3.1.1, "+
+		"signed md5 CONNECT, from 127.0.0.30-33; %d/%d/%d on node1/2/3); firmware %d bytes, sha256 signed; task {mode push, rollout.maxInFlight %d}, every device of the product; "+
+		"on firmware/upgrade each device publishes firmware/upgrade/reply, GETs the signed URL (no token; one shared http.Client, at most 128 connections per node), "+
+		"checks sha256 against sign and publishes firmware/upgrade/progress {progress 100, complete, success, version}; "+
+		"devicesPerSecond = success ÷ (task create sent → completedAt); steady = 10%%→90%% of the records' completeTime; "+
+		"raftEntries = the leader's appliedIndex (GET /api/v1/cluster/nodes) after minus before (idle background rate measured just before over 2 s); "+
+		"pushes and bytesServed are linkops_ota_pushes_total and linkops_firmware_bytes_served_total summed over the nodes; pushes per device counted by the fleet",
+		(devices+2)/3, (devices+1)/3, devices/3, fwBytes, maxInFlight)
+	if defaultRound {
+		notes += "; default100_*: a second campaign (firmware 3.0) over the same devices with the default rollout (maxInFlight 100), which bounds throughput by design"
+	}
+	if !exact(first) {
+		notes += fmt.Sprintf("; NOT every device upgraded exactly once: counts %+v, fleet %+v", first.counts, first.fleet)
+	}
+	return Result{
+		ID:      "B5",
+		What:    fmt.Sprintf("push OTA campaign over %d official MQTT devices spread over 3 nodes, %d-byte firmware downloaded by every device through its signed URL", devices, fwBytes),
+		Figures: figures,
+		Target:  "≥ 1,000 devices/s to success",
+		Met:     first.rate() >= 1000 && exact(first),
+		Notes:   notes,
+	}
+}
+
+// uploadB5Firmware uploads a firmware of product b5 (multipart, fields before the file,
+// sign given) and checks that every node serves its file.
+func uploadB5Firmware(admin *client.Client, clients []*client.Client, id, version string, order, size int) string {
+	content := make([]byte, size)
+	for i := range content {
+		content[i] = byte(i*7) ^ version[i%len(version)]
+	}
+	sum := sha256.Sum256(content)
+	sign := hex.EncodeToString(sum[:])
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for _, kv := range [][2]string{{"id", id}, {"name", id}, {"productId", "b5"}, {"version", version},
+		{"versionOrder", fmt.Sprint(order)}, {"signMethod", "sha256"}, {"sign", sign}} {
+		check(mw.WriteField(kv[0], kv[1]))
+	}
+	w, err := mw.CreateFormFile("file", id+".bin")
+	check(err)
+	_, _ = w.Write(content)
+	check(mw.Close())
+	resp, err := admin.Raw(context.Background(), http.MethodPost, "/api/v1/firmwares", &body, mw.FormDataContentType(), nil)
+	check(err)
+	resp.Body.Close()
+	// Each node copies the blob into its own store (from a peer when it lacks it) before the
+	// campaign: the measure is of campaigns, not of the first copy.
+	for _, c := range clients {
+		waitFor("every node to serve firmware "+id, func() bool {
+			resp, err := c.Raw(context.Background(), http.MethodGet, "/api/v1/firmwares/"+id+"/file", nil, "", nil)
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode == http.StatusOK && bytes.Equal(b, content)
+		})
+	}
+	return id
+}
+
+// leaderApplied is the leader's appliedIndex as GET /api/v1/cluster/nodes shows it.
+func leaderApplied(c *client.Client) float64 {
+	var out struct {
+		Items []struct {
+			Role         string
+			AppliedIndex *uint64
+		}
+	}
+	mustDo(c, http.MethodGet, "/api/v1/cluster/nodes", nil, &out)
+	for _, n := range out.Items {
+		if n.Role == "leader" && n.AppliedIndex != nil {
+			return float64(*n.AppliedIndex)
+		}
+	}
+	log.Fatalf("B5: no leader with an appliedIndex in the node list: %+v", out.Items)
+	return 0
+}
+
+// sumMetric adds a metric up over every node.
+func sumMetric(clients []*client.Client, name string) (float64, []float64) {
+	var sum float64
+	per := make([]float64, len(clients))
+	for i, c := range clients {
+		v, err := metricSum(c, name)
+		check(err)
+		per[i] = v
+		sum += v
+	}
+	return sum, per
+}
+
+// b5Campaign runs one push task of firmware over every device and measures it (with
+// profile set and -profile-dir, this process's CPU profile of the campaign: the nodes).
+func b5Campaign(clients []*client.Client, f *fleet, firmware string, devices, maxInFlight int, profile string) b5Round {
+	admin := clients[0]
+	time.Sleep(time.Second)
+	idle0 := leaderApplied(admin)
+	time.Sleep(2 * time.Second)
+	before := leaderApplied(admin)
+	r := b5Round{maxInFlight: maxInFlight, idleEntriesPerSecond: (before - idle0) / 2}
+	if maxInFlight == 0 {
+		r.maxInFlight = resource.DefaultMaxInFlight
+	}
+	pushes0, _ := sumMetric(clients, "linkops_ota_pushes_total")
+	bytes0, per0 := sumMetric(clients, "linkops_firmware_bytes_served_total")
+	fleet0 := f.ota(firmware)
+	var stopProfile func()
+	if profileDir != "" && profile != "" {
+		path := filepath.Join(profileDir, profile+".pprof")
+		check(os.MkdirAll(profileDir, 0o755))
+		pf, err := os.Create(path)
+		check(err)
+		check(pprof.StartCPUProfile(pf))
+		stopProfile = func() {
+			pprof.StopCPUProfile()
+			pf.Close()
+			log.Printf("B5: CPU profile of the campaign saved to %s", path)
+		}
+	}
+	body := map[string]any{"name": "B5 " + firmware, "firmwareId": firmware, "mode": "push"}
+	if maxInFlight > 0 {
+		body["rollout"] = map[string]any{"maxInFlight": maxInFlight}
+	}
+	cpu0, machine0 := processCPU(), machineCPU()
+	t0 := time.Now()
+	var task resource.UpgradeTask
+	mustDo(admin, http.MethodPost, "/api/v1/upgrade-tasks", body, &task)
+	r.create = time.Since(t0)
+	if task.Counts.Waiting != devices {
+		log.Fatalf("B5: the new task has counts %+v, want %d waiting", task.Counts, devices)
+	}
+	deadline := t0.Add(10 * time.Minute)
+	lastLog := t0
+	for task.State != resource.TaskCompleted {
+		if time.Now().After(deadline) {
+			log.Fatalf("B5: task %s not completed after 10 minutes: %s %+v", task.ID, task.State, task.Counts)
+		}
+		time.Sleep(20 * time.Millisecond)
+		mustDo(admin, http.MethodGet, "/api/v1/upgrade-tasks/"+task.ID, nil, &task)
+		if time.Since(lastLog) > 5*time.Second {
+			lastLog = time.Now()
+			log.Printf("B5: task %s after %s: %+v", task.ID, time.Since(t0).Round(time.Millisecond), task.Counts)
+		}
+	}
+	r.total = time.Since(t0)
+	if task.CompletedAt != nil && task.CompletedAt.After(t0) {
+		r.total = task.CompletedAt.Sub(t0) // the recorded moment, not the next poll
+	}
+	r.nodesCPU, r.machineCPUs = (processCPU() - cpu0).Seconds(), (machineCPU() - machine0).Seconds()
+	if stopProfile != nil {
+		stopProfile()
+	}
+	after := leaderApplied(admin)
+	r.counts = task.Counts
+	r.entries = after - before
+	pushes1, _ := sumMetric(clients, "linkops_ota_pushes_total")
+	bytes1, per1 := sumMetric(clients, "linkops_firmware_bytes_served_total")
+	r.pushes, r.bytes = pushes1-pushes0, bytes1-bytes0
+	for i := range per1 {
+		r.bytesByNode = append(r.bytesByNode, per1[i]-per0[i])
+	}
+	r.fleet = f.ota(firmware)
+	r.devicesCPU = r.fleet.cpu - fleet0.cpu
+
+	// The records: when each device was pushed and completed.
+	var completes []time.Time
+	firstPush := time.Time{}
+	for page := 1; ; page++ {
+		var list struct {
+			Items []struct {
+				State        string
+				UpgradeTime  *time.Time
+				CompleteTime *time.Time
+				Attempts     int
+			}
+			Total int
+		}
+		mustDo(admin, http.MethodGet, fmt.Sprintf("/api/v1/upgrade-tasks/%s/devices?page=%d&pageSize=500", task.ID, page), nil, &list)
+		for _, it := range list.Items {
+			if it.Attempts == 1 {
+				r.oneAttempt++
+			}
+			if it.UpgradeTime != nil && (firstPush.IsZero() || it.UpgradeTime.Before(firstPush)) {
+				firstPush = *it.UpgradeTime
+			}
+			if it.State == resource.RecordSuccess && it.CompleteTime != nil {
+				completes = append(completes, *it.CompleteTime)
+			}
+		}
+		if len(list.Items) == 0 || page*500 >= list.Total {
+			break
+		}
+	}
+	r.firstPush = firstPush.Sub(t0)
+	slices.SortFunc(completes, func(a, b time.Time) int { return a.Compare(b) })
+	if n := len(completes); n >= 10 {
+		lo, hi := n/10, n*9/10-1
+		r.steady, r.steadyDevices = completes[hi].Sub(completes[lo]), hi-lo
+	}
+	log.Printf("B5 (maxInFlight %d): %d devices success in %s: %.0f devices/s (steady 10–90%%: %.0f/s); create %s, first push after %s; "+
+		"%.0f raft entries (%.1f per 1,000 devices; idle %.1f/s); %.0f pushes, %.0f bytes served %v; fleet %+v; CPU: nodes %.1f s, devices %.1f s, machine %.1f s",
+		r.maxInFlight, r.counts.Success, r.total.Round(time.Millisecond), r.rate(), float64(r.steadyDevices)/r.steady.Seconds(),
+		r.create.Round(time.Millisecond), r.firstPush.Round(time.Millisecond), r.entries, r.entries/float64(devices)*1000, r.idleEntriesPerSecond,
+		r.pushes, r.bytes, r.bytesByNode, r.fleet, r.nodesCPU, r.devicesCPU, r.machineCPUs)
+	return r
+}
+
+// otaStats is what a firmware fleet's devices did with one firmware's pushes: how many
+// devices got exactly one, none or more than one, how many downloads checked out and
+// were reported complete, how many failed (and the first reason), bytes downloaded, and
+// the child's CPU seconds so far.
+type otaStats struct {
+	one, none, more, done, failed int
+	bytes                         int64
+	cpu                           float64
+	firstError                    string
+}
+
+// ota asks the fleet child about a firmware's pushes.
+func (f *fleet) ota(firmwareID string) otaStats {
+	_, err := fmt.Fprintf(f.stdin, "ota %s\n", firmwareID)
+	check(err)
+	line := f.line()
+	fields := strings.SplitN(line, " ", 9)
+	if len(fields) < 8 || fields[0] != "ota" {
+		log.Fatalf("fleet: unexpected answer %q", line)
+	}
+	num := func(i int) int { n, _ := strconv.Atoi(fields[i]); return n }
+	s := otaStats{one: num(1), none: num(2), more: num(3), done: num(4), failed: num(5)}
+	s.bytes, _ = strconv.ParseInt(fields[6], 10, 64)
+	s.cpu, _ = strconv.ParseFloat(fields[7], 64)
+	if len(fields) == 9 {
+		s.firstError = fields[8]
+	}
+	return s
+}
+
+// otaFleet is the child's side: devices that upgrade as otadevices.go's do, one goroutine
+// each (the connection's read loop), downloads through one shared client.
+type otaFleet struct {
+	productID string
+	count     int
+	http      *http.Client
+
+	mu     sync.Mutex
+	rounds map[string]*otaRound
+}
+
+// otaRound counts one firmware's pushes, per device.
+type otaRound struct {
+	pushes       []int32
+	done, failed int
+	bytes        int64
+	firstError   string
+}
+
+// fleetOTA is the child's firmware fleet (nil unless the spec asks for one).
+var fleetOTA *otaFleet
+
+func newOTAFleet(spec fleetSpec) *otaFleet {
+	conns := spec.DownloadConns
+	if conns <= 0 {
+		conns = 128
+	}
+	tr := &http.Transport{MaxConnsPerHost: conns, MaxIdleConnsPerHost: conns, IdleConnTimeout: time.Minute}
+	return &otaFleet{productID: spec.ProductID, count: spec.Count, http: &http.Client{Transport: tr, Timeout: time.Minute},
+		rounds: map[string]*otaRound{}}
+}
+
+func (o *otaFleet) round(fw string) *otaRound {
+	r := o.rounds[fw]
+	if r == nil {
+		r = &otaRound{pushes: make([]int32, o.count)}
+		o.rounds[fw] = r
+	}
+	return r
+}
+
+func (o *otaFleet) stats(fw string) string {
+	o.mu.Lock()
+	r := o.round(fw)
+	var one, none, more int
+	for _, n := range r.pushes {
+		switch {
+		case n == 0:
+			none++
+		case n == 1:
+			one++
+		default:
+			more++
+		}
+	}
+	line := fmt.Sprintf("ota %d %d %d %d %d %d", one, none, more, r.done, r.failed, r.bytes)
+	firstError := r.firstError
+	o.mu.Unlock()
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return fmt.Sprintf("%s %.6f %s", line, cpu.Seconds(), firstError)
+}
+
+// serve is device k's read loop: every firmware/upgrade is answered, downloaded, checked
+// and reported, in order, as a device with one upgrade slot does.
+func (o *otaFleet) serve(c net.Conn, k int, id string) {
+	r := bufio.NewReaderSize(c, 1024)
+	var out bytes.Buffer
+	send := func(m protocol.Message) error {
+		m.DeviceID = id
+		topic, payload, err := official.EncodeUpJSON(o.productID, m)
+		if err != nil {
+			return err
+		}
+		pub := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
+		pub.TopicName, pub.Payload = topic, payload
+		out.Reset()
+		_ = pub.Write(&out)
+		_, err = c.Write(out.Bytes())
+		return err
+	}
+	for {
+		p, err := packets.ReadPacket(r)
+		if err != nil {
+			return
+		}
+		pub, ok := p.(*packets.PublishPacket)
+		if !ok {
+			continue
+		}
+		m, err := official.DecodeDownJSON(pub.TopicName, pub.Payload)
+		if err != nil || m.Type != protocol.TypeFirmwareUpgrade {
+			continue
+		}
+		o.mu.Lock()
+		o.round(m.FirmwareID).pushes[k]++
+		o.mu.Unlock()
+		yes := true
+		if send(protocol.Message{Type: protocol.TypeFirmwareUpgradeAck, MessageID: m.MessageID, Success: &yes, FirmwareID: m.FirmwareID}) != nil {
+			return
+		}
+		n, err := o.download(m)
+		o.mu.Lock()
+		rd := o.round(m.FirmwareID)
+		rd.bytes += n
+		if err != nil {
+			rd.failed++
+			if rd.firstError == "" {
+				rd.firstError = fmt.Sprintf("device %s: %v", id, err)
+			}
+		}
+		o.mu.Unlock()
+		if err != nil {
+			no := false
+			if send(protocol.Message{Type: protocol.TypeFirmwareProgress, FirmwareID: m.FirmwareID, Success: &no, ErrorReason: err.Error()}) != nil {
+				return
+			}
+			continue
+		}
+		if send(protocol.Message{Type: protocol.TypeFirmwareProgress, Progress: 100, Complete: true, Success: &yes,
+			FirmwareID: m.FirmwareID, Version: m.Version}) != nil {
+			return
+		}
+		o.mu.Lock()
+		o.round(m.FirmwareID).done++
+		o.mu.Unlock()
+	}
+}
+
+// download GETs the push's signed link without a token and checks the file against its
+// sign; it returns the bytes read.
+func (o *otaFleet) download(m protocol.Message) (int64, error) {
+	var h hash.Hash = sha256.New()
+	if m.SignMethod == "md5" {
+		h = md5.New()
+	}
+	resp, err := o.http.Get(m.URL)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return 0, fmt.Errorf("GET the signed link: %s", resp.Status)
+	}
+	n, err := io.Copy(h, resp.Body)
+	if err != nil {
+		return n, err
+	}
+	if sum := hex.EncodeToString(h.Sum(nil)); !strings.EqualFold(sum, m.Sign) {
+		return n, fmt.Errorf("the file's %s is %s, the push says %s", m.SignMethod, sum, m.Sign)
+	}
+	if m.Size > 0 && n != m.Size {
+		return n, fmt.Errorf("the file has %d bytes, the push says %d", n, m.Size)
+	}
+	return n, nil
+}
