@@ -120,18 +120,19 @@ func parameters(req *http.Request, c echo.Context, body *capture) map[string]any
 	for _, name := range c.ParamNames() {
 		out[name] = c.Param(name)
 	}
-	if body.n == 0 {
+	n, truncated, recorded := body.snapshot()
+	if n == 0 {
 		return out
 	}
 	mt, _, _ := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
 	isJSON := mt == "" || mt == echo.MIMEApplicationJSON || strings.HasSuffix(mt, "+json")
-	if !isJSON || body.truncated {
-		out["body"] = map[string]any{"contentType": mt, "bytes": body.n, "recorded": false}
+	if !isJSON || truncated {
+		out["body"] = map[string]any{"contentType": mt, "bytes": n, "recorded": false}
 		return out
 	}
 	var v any
-	if err := json.Unmarshal(body.buf.Bytes(), &v); err != nil {
-		out["body"] = map[string]any{"bytes": body.n, "recorded": false, "reason": "not valid JSON"}
+	if err := json.Unmarshal(recorded, &v); err != nil {
+		out["body"] = map[string]any{"bytes": n, "recorded": false, "reason": "not valid JSON"}
 		return out
 	}
 	v = redact(v)
@@ -230,15 +231,27 @@ func collectSecretNames(t reflect.Type, into map[string]bool) {
 }
 
 // capture keeps the first maxLoggedBody bytes of what the handler reads from the body.
+// A forwarded request's body may still be read by the proxy's transport after the leader
+// has answered (an upload refused before its file was read), so it is locked.
 type capture struct {
 	r         io.ReadCloser
+	mu        sync.Mutex
 	buf       bytes.Buffer
 	n         int64
 	truncated bool
 }
 
+// snapshot returns what was read so far.
+func (c *capture) snapshot() (n int64, truncated bool, recorded []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n, c.truncated, bytes.Clone(c.buf.Bytes())
+}
+
 func (c *capture) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if n > 0 {
 		c.n += int64(n)
 		if room := maxLoggedBody - c.buf.Len(); room > 0 {

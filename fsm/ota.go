@@ -208,6 +208,11 @@ func (a *otaApply) apply(op *OTAOp) error {
 			if r.Attempts > 0 {
 				r.Attempts--
 			}
+			if t.State != resource.TaskRunning {
+				// Stopped or aborted meanwhile: it would have been canceled had it waited.
+				r.ErrorReason = "stopped before it was sent (task " + t.State + ")"
+				return a.move(t, r, resource.RecordCanceled)
+			}
 			return a.move(t, r, resource.RecordWaiting)
 		})
 	case OpPulled:
@@ -521,6 +526,11 @@ func (a *otaApply) action(op *OTAOp) error {
 			if lookup(a.txn, resource.Devices, r.DeviceID) == nil {
 				// A deleted device never comes online: waiting again, it would keep the
 				// task running for ever.
+				continue
+			}
+			if t.Mode == resource.ModePush && a.notInPush([]string{r.DeviceID}) != nil {
+				// Meanwhile in another running push task: a device is in one at a time, so
+				// this record stays as it is until that task is done.
 				continue
 			}
 			r.UpgradeTime, r.Progress, r.ErrorReason, r.Responded = nil, 0, "", false

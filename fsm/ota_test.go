@@ -1040,3 +1040,30 @@ func TestOTAIsDeterministic(t *testing.T) {
 		t.Error("two FSMs applying the same commands snapshot differently")
 	}
 }
+
+// TestResumeKeepsOnePushTask: resuming a stopped push task leaves canceled the devices
+// that meanwhile joined another running push task (a device is in one at a time), and
+// resumes the others.
+func TestResumeKeepsOnePushTask(t *testing.T) {
+	w := standardWorld(t)
+	w.create(t0, otaTask(t, "a", resource.ModePush, "fw", "d1", "d2"))
+	w.action(t1, fsm.OpStop, "a")
+	w.create(t1, otaTask(t, "b", resource.ModePush, "fw", "d1"))
+	w.action(t2, fsm.OpResume, "a")
+	wantStates(t, w, "a", map[string]string{"d1": resource.RecordCanceled, "d2": resource.RecordWaiting})
+	wantStates(t, w, "b", map[string]string{"d1": resource.RecordWaiting})
+}
+
+// TestRequeueOnStoppedTask: a push that could not be delivered after its task was stopped
+// ends canceled, as it would had it still been waiting.
+func TestRequeueOnStoppedTask(t *testing.T) {
+	w := standardWorld(t)
+	w.create(t0, otaTask(t, "push", resource.ModePush, "fw", "d1", "d2"))
+	w.send(t1, "push", "d1")
+	w.action(t1, fsm.OpStop, "push")
+	w.do(t2, fsm.OTAOp{Op: fsm.OpRequeue, TaskID: "push", DeviceIDs: []string{"d1"}})
+	wantStates(t, w, "push", map[string]string{"d1": resource.RecordCanceled, "d2": resource.RecordCanceled})
+	if got := w.task("push"); got.State != resource.TaskStopped {
+		t.Errorf("state %s, want stopped", got.State)
+	}
+}

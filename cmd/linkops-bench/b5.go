@@ -290,6 +290,17 @@ func b5Campaign(clients []*client.Client, f *fleet, firmware string, devices, ma
 	}
 	cpu0, machine0 := processCPU(), machineCPU()
 	t0 := time.Now()
+	if stopProfile != nil {
+		// Where the campaign waits, a second and two seconds in.
+		for _, at := range []time.Duration{time.Second, 2 * time.Second} {
+			time.AfterFunc(at, func() {
+				gf, err := os.Create(filepath.Join(profileDir, fmt.Sprintf("%s-goroutines-%ds.txt", profile, int(at.Seconds()))))
+				check(err)
+				defer gf.Close()
+				_ = pprof.Lookup("goroutine").WriteTo(gf, 1)
+			})
+		}
+	}
 	var task resource.UpgradeTask
 	mustDo(admin, http.MethodPost, "/api/v1/upgrade-tasks", body, &task)
 	r.create = time.Since(t0)
@@ -297,8 +308,14 @@ func b5Campaign(clients []*client.Client, f *fleet, firmware string, devices, ma
 		log.Fatalf("B5: the new task has counts %+v, want %d waiting", task.Counts, devices)
 	}
 	deadline := t0.Add(10 * time.Minute)
-	lastLog := t0
+	lastLog, lastSample := t0, t0
+	// The timeline, logged at the end: waiting/processing/success every 250 ms.
+	var timeline []string
 	for task.State != resource.TaskCompleted {
+		if time.Since(lastSample) >= 250*time.Millisecond {
+			lastSample = time.Now()
+			timeline = append(timeline, fmt.Sprintf("%.2fs %d/%d/%d", time.Since(t0).Seconds(), task.Counts.Waiting, task.Counts.Processing, task.Counts.Success))
+		}
 		if time.Now().After(deadline) {
 			log.Fatalf("B5: task %s not completed after 10 minutes: %s %+v", task.ID, task.State, task.Counts)
 		}
@@ -364,6 +381,7 @@ func b5Campaign(clients []*client.Client, f *fleet, firmware string, devices, ma
 		lo, hi := n/10, n*9/10-1
 		r.steady, r.steadyDevices = completes[hi].Sub(completes[lo]), hi-lo
 	}
+	log.Printf("B5 (maxInFlight %d) waiting/processing/success: %s", r.maxInFlight, strings.Join(timeline, ", "))
 	log.Printf("B5 (maxInFlight %d): %d devices success in %s: %.0f devices/s (steady 10–90%%: %.0f/s); create %s, first push after %s; "+
 		"%.0f raft entries (%.1f per 1,000 devices; idle %.1f/s); %.0f pushes, %.0f bytes served %v; fleet %+v; CPU: nodes %.1f s, devices %.1f s, machine %.1f s",
 		r.maxInFlight, r.counts.Success, r.total.Round(time.Millisecond), r.rate(), float64(r.steadyDevices)/r.steady.Seconds(),
