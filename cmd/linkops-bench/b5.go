@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/md5"
 	"crypto/sha256"
@@ -36,16 +37,18 @@ func b5DeviceID(i int) string { return fmt.Sprintf("b5-%05d", i) }
 
 // b5Round is what one campaign measured.
 type b5Round struct {
-	maxInFlight                       int
-	total, create, firstPush, steady  time.Duration
-	steadyDevices                     int
-	counts                            resource.TaskCounts
-	entries, idleEntriesPerSecond     float64
-	pushes, bytes                     float64
-	bytesByNode                       []float64
-	oneAttempt                        int
-	fleet                             otaStats
-	nodesCPU, devicesCPU, machineCPUs float64
+	maxInFlight                      int
+	start                            time.Time
+	total, create, firstPush, steady time.Duration
+	steadyDevices                    int
+	counts                           resource.TaskCounts
+	entries, idleEntriesPerSecond    float64
+	pushes, bytes                    float64
+	bytesByNode                      []float64
+	oneAttempt                       int
+	fleet                            otaStats
+	nodesCPU, devicesCPU, machineCPU float64
+	leaderChanges                    float64
 }
 
 func (r b5Round) rate() float64 { return float64(r.counts.Success) / r.total.Seconds() }
@@ -53,9 +56,11 @@ func (r b5Round) rate() float64 { return float64(r.counts.Success) / r.total.Sec
 // benchB5: a push OTA campaign on a 3-node in-process cluster over devices official MQTT
 // devices connected a third to each node, every one of which downloads a tiny firmware
 // through the signed link in its push (no token), checks its sha256 and reports
-// completion; timed from the task's create to its state completed. Then, when asked, the
-// same over the same devices with the default rollout (maxInFlight 100).
-func benchB5(dir string, devices, maxInFlight, fwBytes int, defaultRound bool) Result {
+// completion; timed from the task's create to its state completed, runs times over the same
+// devices (a new firmware each time). Then, when asked, once more with the default rollout
+// (maxInFlight 100).
+func benchB5(dir string, devices, maxInFlight, fwBytes, runs int, defaultRound bool) Result {
+	runs = max(runs, 1)
 	limit := raiseFileLimit()
 	if devices > limit-1500 {
 		log.Fatalf("B5: %d devices need %d descriptors here; the open-file limit is %d", devices, devices+1500, limit)
@@ -103,9 +108,10 @@ func benchB5(dir string, devices, maxInFlight, fwBytes int, defaultRound bool) R
 		mustDo(admin, http.MethodDelete, "/api/v1/devices/"+probe(i), nil, nil)
 	}
 
-	firmwares := []string{uploadB5Firmware(admin, clients, "b5-fw2", "2.0", 2, fwBytes)}
-	if defaultRound {
-		firmwares = append(firmwares, uploadB5Firmware(admin, clients, "b5-fw3", "3.0", 3, fwBytes))
+	// One firmware per campaign (version k.0, order k): a device is pushed once per task.
+	firmwares := make([]string, runs+btoi(defaultRound))
+	for k := range firmwares {
+		firmwares[k] = uploadB5Firmware(admin, clients, fmt.Sprintf("b5-fw%d", k+2), fmt.Sprintf("%d.0", k+2), k+2, fwBytes)
 	}
 
 	f := startFleet(fleetSpec{ProductID: "b5", SecureID: secureID, SecureKey: secureKey, IDFormat: "b5-%05d", Count: devices,
@@ -120,13 +126,26 @@ func benchB5(dir string, devices, maxInFlight, fwBytes int, defaultRound bool) R
 	}
 	log.Printf("B5: %d devices online on every node's list", devices)
 
-	first := b5Campaign(clients, f, firmwares[0], devices, maxInFlight, "b5-campaign")
-	rounds := []b5Round{first}
+	var campaigns []b5Round
+	for k := range runs {
+		profile := ""
+		if k == 0 {
+			profile = "b5-campaign"
+		}
+		campaigns = append(campaigns, b5Campaign(clients, f, firmwares[k], devices, maxInFlight, profile))
+	}
+	// The median campaign by rate stands for the run (the machine is shared; the others'
+	// rates are reported beside it).
+	byRate := slices.Clone(campaigns)
+	slices.SortFunc(byRate, func(a, b b5Round) int { return cmp.Compare(a.rate(), b.rate()) })
+	median := byRate[len(byRate)/2]
+	rounds := []b5Round{median}
 	if defaultRound {
-		rounds = append(rounds, b5Campaign(clients, f, firmwares[1], devices, 0, ""))
+		rounds = append(rounds, b5Campaign(clients, f, firmwares[runs], devices, 0, ""))
 	}
 
-	figures := map[string]float64{"devices": float64(devices), "firmwareBytes": float64(fwBytes)}
+	figures := map[string]float64{"devices": float64(devices), "firmwareBytes": float64(fwBytes), "campaigns": float64(runs),
+		"minDevicesPerSecond": byRate[0].rate(), "maxDevicesPerSecond": byRate[len(byRate)-1].rate()}
 	for k, r := range rounds {
 		prefix := ""
 		if k > 0 {
@@ -139,11 +158,15 @@ func benchB5(dir string, devices, maxInFlight, fwBytes int, defaultRound bool) R
 		put("totalSeconds", r.total.Seconds())
 		put("createSeconds", r.create.Seconds())
 		put("firstPushSeconds", r.firstPush.Seconds())
+		put("lastPushReceivedSeconds", r.fleet.lastPush.Sub(r.start).Seconds())
+		put("devicePushToCompleteP50Ms", ms(r.fleet.deviceP50))
+		put("devicePushToCompleteP99Ms", ms(r.fleet.deviceP99))
 		put("success", float64(r.counts.Success))
 		put("failed", float64(r.counts.Failed))
 		put("raftEntries", r.entries)
 		put("raftEntriesPer1000Devices", r.entries/float64(devices)*1000)
 		put("idleRaftEntriesPerSecond", r.idleEntriesPerSecond)
+		put("leadershipChanges", r.leaderChanges)
 		put("pushes", r.pushes)
 		put("bytesServed", r.bytes)
 		put("devicesWithOnePush", float64(r.fleet.one))
@@ -154,37 +177,54 @@ func benchB5(dir string, devices, maxInFlight, fwBytes int, defaultRound bool) R
 		put("deviceErrors", float64(r.fleet.failed))
 		put("nodesCPUSeconds", r.nodesCPU)
 		put("devicesCPUSeconds", r.devicesCPU)
-		put("machineCPUSeconds", r.machineCPUs)
+		put("otherProcessesCPUSeconds", max(0, r.machineCPU-r.nodesCPU-r.devicesCPU))
 		for i, b := range r.bytesByNode {
 			put(fmt.Sprintf("bytesServed_%s", nodes[i].ID()), b)
 		}
 	}
+	// Exactly once, as the devices and the records saw it. linkops_ota_pushes_total is
+	// reported, not judged: the leader counts a push when the holder answers, and a
+	// leadership lost meanwhile loses the answer, not the push.
 	exact := func(r b5Round) bool {
-		return r.counts.Success == devices && r.fleet.one == devices && r.fleet.done == devices && r.fleet.failed == 0 &&
-			r.pushes == float64(devices) && r.oneAttempt == devices
+		return r.counts.Success == devices && r.fleet.one == devices && r.fleet.done == devices && r.fleet.failed == 0 && r.oneAttempt == devices
+	}
+	var rates []string
+	for _, r := range campaigns {
+		rates = append(rates, fmt.Sprintf("%.0f", r.rate()))
 	}
 	notes := fmt.Sprintf("3 nodes in the bench process (file:// blob stores, default raft timings), devices in a child process (fleet.go: raw MQTT 3.1.1, "+
 		"signed md5 CONNECT, from 127.0.0.30-33; %d/%d/%d on node1/2/3); firmware %d bytes, sha256 signed; task {mode push, rollout.maxInFlight %d}, every device of the product; "+
 		"on firmware/upgrade each device publishes firmware/upgrade/reply, GETs the signed URL (no token; one shared http.Client, at most 128 connections per node), "+
 		"checks sha256 against sign and publishes firmware/upgrade/progress {progress 100, complete, success, version}; "+
+		"%d campaigns over the same devices (a firmware each), the median by rate reported (devices/s of each: %s); "+
 		"devicesPerSecond = success ÷ (task create sent → completedAt); steady = 10%%→90%% of the records' completeTime; "+
 		"raftEntries = the leader's appliedIndex (GET /api/v1/cluster/nodes) after minus before (idle background rate measured just before over 2 s); "+
-		"pushes and bytesServed are linkops_ota_pushes_total and linkops_firmware_bytes_served_total summed over the nodes; pushes per device counted by the fleet",
-		(devices+2)/3, (devices+1)/3, devices/3, fwBytes, maxInFlight)
+		"pushes, bytesServed and leadershipChanges are linkops_ota_pushes_total, linkops_firmware_bytes_served_total and linkops_raft_leadership_changes_total summed over the nodes "+
+		"(pushes undercounts when a leadership is lost during a delivery); pushes per device counted by the fleet and by the records' attempts",
+		(devices+2)/3, (devices+1)/3, devices/3, fwBytes, maxInFlight, runs, strings.Join(rates, ", "))
 	if defaultRound {
-		notes += "; default100_*: a second campaign (firmware 3.0) over the same devices with the default rollout (maxInFlight 100), which bounds throughput by design"
+		notes += "; default100_*: one more campaign over the same devices with the default rollout (maxInFlight 100), which bounds throughput by design"
 	}
-	if !exact(first) {
-		notes += fmt.Sprintf("; NOT every device upgraded exactly once: counts %+v, fleet %+v", first.counts, first.fleet)
+	for _, r := range campaigns {
+		if !exact(r) {
+			notes += fmt.Sprintf("; NOT every device upgraded exactly once: counts %+v, fleet %+v, records with one attempt %d", r.counts, r.fleet, r.oneAttempt)
+		}
 	}
 	return Result{
 		ID:      "B5",
 		What:    fmt.Sprintf("push OTA campaign over %d official MQTT devices spread over 3 nodes, %d-byte firmware downloaded by every device through its signed URL", devices, fwBytes),
 		Figures: figures,
 		Target:  "≥ 1,000 devices/s to success",
-		Met:     first.rate() >= 1000 && exact(first),
+		Met:     median.rate() >= 1000 && !slices.ContainsFunc(campaigns, func(r b5Round) bool { return !exact(r) }),
 		Notes:   notes,
 	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // uploadB5Firmware uploads a firmware of product b5 (multipart, fields before the file,
@@ -225,22 +265,29 @@ func uploadB5Firmware(admin *client.Client, clients []*client.Client, id, versio
 	return id
 }
 
-// leaderApplied is the leader's appliedIndex as GET /api/v1/cluster/nodes shows it.
+// leaderApplied is the leader's appliedIndex as GET /api/v1/cluster/nodes shows it, asked
+// again while an election leaves the list without a leader (the campaign's load can cost
+// a leader its lease on this machine).
 func leaderApplied(c *client.Client) float64 {
-	var out struct {
-		Items []struct {
-			Role         string
-			AppliedIndex *uint64
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var out struct {
+			Items []struct {
+				Role         string
+				AppliedIndex *uint64
+			}
 		}
-	}
-	mustDo(c, http.MethodGet, "/api/v1/cluster/nodes", nil, &out)
-	for _, n := range out.Items {
-		if n.Role == "leader" && n.AppliedIndex != nil {
-			return float64(*n.AppliedIndex)
+		mustDo(c, http.MethodGet, "/api/v1/cluster/nodes", nil, &out)
+		for _, n := range out.Items {
+			if n.Role == "leader" && n.AppliedIndex != nil {
+				return float64(*n.AppliedIndex)
+			}
 		}
+		if time.Now().After(deadline) {
+			log.Fatalf("B5: no leader with an appliedIndex in the node list for 30 s: %+v", out.Items)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	log.Fatalf("B5: no leader with an appliedIndex in the node list: %+v", out.Items)
-	return 0
 }
 
 // sumMetric adds a metric up over every node.
@@ -269,6 +316,7 @@ func b5Campaign(clients []*client.Client, f *fleet, firmware string, devices, ma
 		r.maxInFlight = resource.DefaultMaxInFlight
 	}
 	pushes0, _ := sumMetric(clients, "linkops_ota_pushes_total")
+	changes0, _ := sumMetric(clients, "linkops_raft_leadership_changes_total")
 	bytes0, per0 := sumMetric(clients, "linkops_firmware_bytes_served_total")
 	fleet0 := f.ota(firmware)
 	var stopProfile func()
@@ -290,6 +338,7 @@ func b5Campaign(clients []*client.Client, f *fleet, firmware string, devices, ma
 	}
 	cpu0, machine0 := processCPU(), machineCPU()
 	t0 := time.Now()
+	r.start = t0
 	if stopProfile != nil {
 		// Where the campaign waits, a second and two seconds in.
 		for _, at := range []time.Duration{time.Second, 2 * time.Second} {
@@ -330,7 +379,7 @@ func b5Campaign(clients []*client.Client, f *fleet, firmware string, devices, ma
 	if task.CompletedAt != nil && task.CompletedAt.After(t0) {
 		r.total = task.CompletedAt.Sub(t0) // the recorded moment, not the next poll
 	}
-	r.nodesCPU, r.machineCPUs = (processCPU() - cpu0).Seconds(), (machineCPU() - machine0).Seconds()
+	r.nodesCPU, r.machineCPU = (processCPU() - cpu0).Seconds(), (machineCPU() - machine0).Seconds()
 	if stopProfile != nil {
 		stopProfile()
 	}
@@ -338,6 +387,8 @@ func b5Campaign(clients []*client.Client, f *fleet, firmware string, devices, ma
 	r.counts = task.Counts
 	r.entries = after - before
 	pushes1, _ := sumMetric(clients, "linkops_ota_pushes_total")
+	changes1, _ := sumMetric(clients, "linkops_raft_leadership_changes_total")
+	r.leaderChanges = changes1 - changes0
 	bytes1, per1 := sumMetric(clients, "linkops_firmware_bytes_served_total")
 	r.pushes, r.bytes = pushes1-pushes0, bytes1-bytes0
 	for i := range per1 {
@@ -382,22 +433,29 @@ func b5Campaign(clients []*client.Client, f *fleet, firmware string, devices, ma
 		r.steady, r.steadyDevices = completes[hi].Sub(completes[lo]), hi-lo
 	}
 	log.Printf("B5 (maxInFlight %d) waiting/processing/success: %s", r.maxInFlight, strings.Join(timeline, ", "))
+	log.Printf("B5 (maxInFlight %d) devices: first push received after %s, last after %s, last completion sent after %s; push → completion sent p50 %s, p99 %s",
+		r.maxInFlight, r.fleet.firstPush.Sub(t0).Round(time.Millisecond), r.fleet.lastPush.Sub(t0).Round(time.Millisecond),
+		r.fleet.lastDone.Sub(t0).Round(time.Millisecond), r.fleet.deviceP50.Round(time.Millisecond), r.fleet.deviceP99.Round(time.Millisecond))
 	log.Printf("B5 (maxInFlight %d): %d devices success in %s: %.0f devices/s (steady 10–90%%: %.0f/s); create %s, first push after %s; "+
-		"%.0f raft entries (%.1f per 1,000 devices; idle %.1f/s); %.0f pushes, %.0f bytes served %v; fleet %+v; CPU: nodes %.1f s, devices %.1f s, machine %.1f s",
+		"%.0f raft entries (%.1f per 1,000 devices; idle %.1f/s); %.0f pushes, %.0f bytes served %v; devices with one push %d, none %d, more %d; verified and completed %d, failed %d; %.0f leadership changes; CPU: nodes %.1f s, devices %.1f s, machine %.1f s",
 		r.maxInFlight, r.counts.Success, r.total.Round(time.Millisecond), r.rate(), float64(r.steadyDevices)/r.steady.Seconds(),
 		r.create.Round(time.Millisecond), r.firstPush.Round(time.Millisecond), r.entries, r.entries/float64(devices)*1000, r.idleEntriesPerSecond,
-		r.pushes, r.bytes, r.bytesByNode, r.fleet, r.nodesCPU, r.devicesCPU, r.machineCPUs)
+		r.pushes, r.bytes, r.bytesByNode, r.fleet.one, r.fleet.none, r.fleet.more, r.fleet.done, r.fleet.failed, r.leaderChanges, r.nodesCPU, r.devicesCPU, r.machineCPU)
 	return r
 }
 
 // otaStats is what a firmware fleet's devices did with one firmware's pushes: how many
 // devices got exactly one, none or more than one, how many downloads checked out and
 // were reported complete, how many failed (and the first reason), bytes downloaded, and
-// the child's CPU seconds so far.
+// the child's CPU seconds so far; and when, on the child's clock (the same machine's):
+// the first and last push received, the last completion sent, and the median and p99 of
+// the time from a device's push to its completion (reply, download, check, report).
 type otaStats struct {
 	one, none, more, done, failed int
 	bytes                         int64
 	cpu                           float64
+	firstPush, lastPush, lastDone time.Time
+	deviceP50, deviceP99          time.Duration
 	firstError                    string
 }
 
@@ -406,16 +464,22 @@ func (f *fleet) ota(firmwareID string) otaStats {
 	_, err := fmt.Fprintf(f.stdin, "ota %s\n", firmwareID)
 	check(err)
 	line := f.line()
-	fields := strings.SplitN(line, " ", 9)
-	if len(fields) < 8 || fields[0] != "ota" {
+	fields := strings.SplitN(line, " ", 14)
+	if len(fields) < 13 || fields[0] != "ota" {
 		log.Fatalf("fleet: unexpected answer %q", line)
 	}
-	num := func(i int) int { n, _ := strconv.Atoi(fields[i]); return n }
-	s := otaStats{one: num(1), none: num(2), more: num(3), done: num(4), failed: num(5)}
-	s.bytes, _ = strconv.ParseInt(fields[6], 10, 64)
+	num := func(i int) int64 { n, _ := strconv.ParseInt(fields[i], 10, 64); return n }
+	at := func(i int) time.Time {
+		if n := num(i); n > 0 {
+			return time.Unix(0, n)
+		}
+		return time.Time{}
+	}
+	s := otaStats{one: int(num(1)), none: int(num(2)), more: int(num(3)), done: int(num(4)), failed: int(num(5)), bytes: num(6),
+		firstPush: at(8), lastPush: at(9), lastDone: at(10), deviceP50: time.Duration(num(11)), deviceP99: time.Duration(num(12))}
 	s.cpu, _ = strconv.ParseFloat(fields[7], 64)
-	if len(fields) == 9 {
-		s.firstError = fields[8]
+	if len(fields) == 14 {
+		s.firstError = fields[13]
 	}
 	return s
 }
@@ -437,6 +501,10 @@ type otaRound struct {
 	done, failed int
 	bytes        int64
 	firstError   string
+	// firstPush, lastPush and lastDone are unix nanoseconds; took holds each completed
+	// device's push-to-completion time.
+	firstPush, lastPush, lastDone int64
+	took                          []time.Duration
 }
 
 // fleetOTA is the child's firmware fleet (nil unless the spec asks for one).
@@ -476,12 +544,13 @@ func (o *otaFleet) stats(fw string) string {
 		}
 	}
 	line := fmt.Sprintf("ota %d %d %d %d %d %d", one, none, more, r.done, r.failed, r.bytes)
+	times := fmt.Sprintf("%d %d %d %d %d", r.firstPush, r.lastPush, r.lastDone, percentile(r.took, 50), percentile(r.took, 99))
 	firstError := r.firstError
 	o.mu.Unlock()
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	return fmt.Sprintf("%s %.6f %s", line, cpu.Seconds(), firstError)
+	return fmt.Sprintf("%s %.6f %s %s", line, cpu.Seconds(), times, firstError)
 }
 
 // serve is device k's read loop: every firmware/upgrade is answered, downloaded, checked
@@ -515,8 +584,14 @@ func (o *otaFleet) serve(c net.Conn, k int, id string) {
 		if err != nil || m.Type != protocol.TypeFirmwareUpgrade {
 			continue
 		}
+		pushed := time.Now()
 		o.mu.Lock()
-		o.round(m.FirmwareID).pushes[k]++
+		rd := o.round(m.FirmwareID)
+		rd.pushes[k]++
+		if rd.firstPush == 0 {
+			rd.firstPush = pushed.UnixNano()
+		}
+		rd.lastPush = max(rd.lastPush, pushed.UnixNano())
 		o.mu.Unlock()
 		yes := true
 		if send(protocol.Message{Type: protocol.TypeFirmwareUpgradeAck, MessageID: m.MessageID, Success: &yes, FirmwareID: m.FirmwareID}) != nil {
@@ -524,7 +599,6 @@ func (o *otaFleet) serve(c net.Conn, k int, id string) {
 		}
 		n, err := o.download(m)
 		o.mu.Lock()
-		rd := o.round(m.FirmwareID)
 		rd.bytes += n
 		if err != nil {
 			rd.failed++
@@ -544,8 +618,11 @@ func (o *otaFleet) serve(c net.Conn, k int, id string) {
 			FirmwareID: m.FirmwareID, Version: m.Version}) != nil {
 			return
 		}
+		done := time.Now()
 		o.mu.Lock()
-		o.round(m.FirmwareID).done++
+		rd.done++
+		rd.lastDone = max(rd.lastDone, done.UnixNano())
+		rd.took = append(rd.took, done.Sub(pushed))
 		o.mu.Unlock()
 	}
 }

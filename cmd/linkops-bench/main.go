@@ -65,12 +65,13 @@ func main() {
 	b5Devices := flag.Int("b5-devices", 10000, "B5 devices in the push OTA campaign, a third on each node")
 	b5MaxInFlight := flag.Int("b5-max-in-flight", 10000, "B5 the campaign task's rollout.maxInFlight")
 	b5FirmwareBytes := flag.Int("b5-firmware-bytes", 1024, "B5 firmware file size")
-	b5Default := flag.Bool("b5-default-round", true, "B5: then a second campaign with the default rollout (maxInFlight 100)")
+	b5Runs := flag.Int("b5-runs", 3, "B5 campaigns with -b5-max-in-flight over the same devices (the median is reported)")
+	b5Default := flag.Bool("b5-default-round", true, "B5: then one more campaign with the default rollout (maxInFlight 100)")
 	b8Devices := flag.Int("b8-devices", 15000, "B8 devices in the connect storm, a third to each node")
 	b8Concurrency := flag.Int("b8-concurrency", 1500, "B8 connects in flight at once (0: every device at once)")
 	b8Reads := flag.Int("b8-reads", 300, "B8 property reads sent one at a time through a node not holding the session")
 	b8Callers := flag.Int("b8-callers", 16, "B8 concurrent callers of the reads that follow")
-	fleetMode := flag.Bool("fleet", false, "internal: be the simulated-device child process of B4 and B8 (spec on stdin)")
+	fleetMode := flag.Bool("fleet", false, "internal: be the simulated-device child process of B4, B5 and B8 (spec on stdin)")
 	flag.StringVar(&profileDir, "profile-dir", "", "save CPU profiles here: B1 8 s of every node; B4 one window of each broker; B8 the connect storm (B4 and B8 run their nodes in this process)")
 	flag.BoolVar(&leaderOnly, "b1-leader-only", false, "B1: send every write to the leader (no forwarding), to see what forwarding costs")
 	flag.Parse()
@@ -113,7 +114,7 @@ func main() {
 		rep.Results = append(rep.Results, benchB4L())
 	}
 	if want["B5"] {
-		rep.Results = append(rep.Results, benchB5(filepath.Join(tmp, "b5"), *b5Devices, *b5MaxInFlight, *b5FirmwareBytes, *b5Default))
+		rep.Results = append(rep.Results, benchB5(filepath.Join(tmp, "b5"), *b5Devices, *b5MaxInFlight, *b5FirmwareBytes, *b5Runs, *b5Default))
 	}
 	if want["B6"] {
 		rep.Results = append(rep.Results, benchB6(filepath.Join(tmp, "b6"), *b6Records))

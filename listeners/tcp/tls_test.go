@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"net"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,8 +141,9 @@ func TestStopDoesNotWaitForAHandshake(t *testing.T) {
 	base := runtime.NumGoroutine()
 	c := dial(t, r.Addr)
 	write(t, c, "\x16") // the first byte of a ClientHello, and no more
-	// The connection's goroutine has started: the handshake is under way.
-	for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine() <= base; time.Sleep(time.Millisecond) {
+	// Wait until a goroutine is in the server's handshake (a goroutine count would also
+	// see goroutines of earlier tests ending meanwhile).
+	for deadline := time.Now().Add(10 * time.Second); !inHandshake(); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the connection was never accepted")
 		}
@@ -149,4 +151,10 @@ func TestStopDoesNotWaitForAHandshake(t *testing.T) {
 	r.Stop(t)
 	waitClosed(t, c)
 	listenertest.Goroutines(t, base, 0)
+}
+
+// inHandshake reports whether a goroutine is in a TLS server handshake.
+func inHandshake() bool {
+	buf := make([]byte, 1<<20)
+	return strings.Contains(string(buf[:runtime.Stack(buf, true)]), "crypto/tls.(*Conn).serverHandshake")
 }
