@@ -22,23 +22,7 @@ import (
 // downlink to a silent, an offline or a never-connected device fails naming the API's
 // code (SPEC §4.6, issue 10).
 func TestCLIDevices(t *testing.T) {
-	cli, token, addr, _ := loggedInCLI(t, "dev1")
-	fails := func(args ...string) cliResult {
-		t.Helper()
-		r := runCLI(t, token, "", append(args, "--addr", addr)...)
-		if r.code == 0 {
-			t.Fatalf("linkops %v: exit code 0, want a failure\nstdout:\n%s", args, r.stdout)
-		}
-		return r
-	}
-
-	port := testutil.FreePort(t, "tcp", "127.0.0.1")
-	cli("network", "create", "--id", "mqtt", "--name", "devices", "--type", "MQTT_SERVER", "--state", "enabled",
-		"--set", "configuration.host=127.0.0.1", "--set", fmt.Sprintf("configuration.port=%d", port))
-	cli("gateway", "create", "--id", "gw", "--name", "devices", "--provider", "mqtt-server-gateway",
-		"--channel-id", "mqtt", "--protocol", "official", "--state", "enabled")
-	p := testutil.Product{ID: "meter", SecureID: "meter-sid", SecureKey: "meter-secure-key-0123", GatewayID: "gw"}
-	cli("product", "create", "--id", p.ID, "--name", "Meter", "--gateway-id", p.GatewayID, "--secure-id", p.SecureID, "--secure-key", p.SecureKey)
+	cli, fails, token, addr, _, port, p := officialCLI(t, "dev1")
 	cli("device", "create", "--id", "meter-1", "--name", "kitchen", "--product-id", p.ID)
 	cli("device", "create", "--id", "meter-2", "--name", "cellar", "--product-id", p.ID)
 	waitCLI(t, "the MQTT component running", func() error {
@@ -278,4 +262,28 @@ func tableRow(t *testing.T, table, first string) string {
 	}
 	t.Fatalf("no row %s in:\n%s", first, table)
 	return ""
+}
+
+// officialCLI logs the binary's client into a fresh agent and creates through it an
+// enabled MQTT_SERVER on a free port, an official gateway on it and the product "meter";
+// fails runs a command that must fail.
+func officialCLI(t *testing.T, nodeID string) (cli, fails func(args ...string) cliResult, token, addr, dir string, port int, p testutil.Product) {
+	t.Helper()
+	cli, token, addr, dir = loggedInCLI(t, nodeID)
+	fails = func(args ...string) cliResult {
+		t.Helper()
+		r := runCLI(t, token, "", append(args, "--addr", addr)...)
+		if r.code == 0 {
+			t.Fatalf("linkops %v: exit code 0, want a failure\nstdout:\n%s", args, r.stdout)
+		}
+		return r
+	}
+	port = testutil.FreePort(t, "tcp", "127.0.0.1")
+	cli("network", "create", "--id", "mqtt", "--name", "devices", "--type", "MQTT_SERVER", "--state", "enabled",
+		"--set", "configuration.host=127.0.0.1", "--set", fmt.Sprintf("configuration.port=%d", port))
+	cli("gateway", "create", "--id", "gw", "--name", "devices", "--provider", "mqtt-server-gateway",
+		"--channel-id", "mqtt", "--protocol", "official", "--state", "enabled")
+	p = testutil.Product{ID: "meter", SecureID: "meter-sid", SecureKey: "meter-secure-key-0123", GatewayID: "gw"}
+	cli("product", "create", "--id", p.ID, "--name", "Meter", "--gateway-id", p.GatewayID, "--secure-id", p.SecureID, "--secure-key", p.SecureKey)
+	return cli, fails, token, addr, dir, port, p
 }

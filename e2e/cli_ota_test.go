@@ -24,24 +24,7 @@ import (
 // retried; a pull task refuses retry with retry_push_only; the firmware cannot go while
 // tasks refer to it (firmware_has_tasks) and goes once they are deleted.
 func TestCLIOTA(t *testing.T) {
-	cli, token, addr, dir := loggedInCLI(t, "ota1")
-	fails := func(args ...string) cliResult {
-		t.Helper()
-		r := runCLI(t, token, "", append(args, "--addr", addr)...)
-		if r.code == 0 {
-			t.Fatalf("linkops %v: exit code 0, want a failure\nstdout:\n%s", args, r.stdout)
-		}
-		return r
-	}
-
-	// The devices' product, with its official gateway on a real MQTT component.
-	port := testutil.FreePort(t, "tcp", "127.0.0.1")
-	cli("network", "create", "--id", "mqtt", "--name", "devices", "--type", "MQTT_SERVER", "--state", "enabled",
-		"--set", "configuration.host=127.0.0.1", "--set", fmt.Sprintf("configuration.port=%d", port))
-	cli("gateway", "create", "--id", "gw", "--name", "devices", "--provider", "mqtt-server-gateway",
-		"--channel-id", "mqtt", "--protocol", "official", "--state", "enabled")
-	p := testutil.Product{ID: "meter", SecureID: "meter-sid", SecureKey: "meter-secure-key-0123", GatewayID: "gw"}
-	cli("product", "create", "--id", p.ID, "--name", "Meter", "--gateway-id", p.GatewayID, "--secure-id", p.SecureID, "--secure-key", p.SecureKey)
+	cli, fails, _, _, dir, port, p := officialCLI(t, "ota1")
 	ids := []string{"meter-1", "meter-2", "meter-3"}
 	for _, id := range ids {
 		cli("device", "create", "--id", id, "--name", id, "--product-id", p.ID)
