@@ -106,7 +106,9 @@ func (s *Server) registerOTAInternalRoutes() {
 			if err := decodeJSON(c, &req); err != nil {
 				return err
 			}
-			results := o.Push(c.Request().Context(), req.Pushes)
+			// Recorded pushes are delivered even if the leader gives up waiting: they are
+			// never sent again, so a push dropped here is a device failed by its timeout.
+			results := o.Push(context.WithoutCancel(c.Request().Context()), req.Pushes)
 			if results == nil {
 				results = []ota.PushResult{}
 			}

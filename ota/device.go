@@ -80,10 +80,11 @@ func (d *Devices) Receive(deviceID string, m protocol.Message) {
 		go d.answerPull(deviceID, m)
 	case protocol.TypeFirmwareUpgradeAck:
 		op := fsm.OTAOp{Op: fsm.OpProgress, DeviceID: deviceID, FirmwareID: m.FirmwareID}
-		if m.Success != nil && !*m.Success {
+		failed := m.Success != nil && !*m.Success
+		if failed {
 			op.Success, op.ErrorReason = m.Success, firstOf(m.ErrorReason, m.Message, m.Code)
 		}
-		d.queue(op, false)
+		d.queue(op, !failed)
 	case protocol.TypeFirmwareProgress:
 		op := fsm.OTAOp{Op: fsm.OpProgress, DeviceID: deviceID, FirmwareID: m.FirmwareID, Progress: m.Progress,
 			Complete: m.Complete, Success: m.Success, ErrorReason: firstOf(m.ErrorReason, m.Message)}
@@ -109,8 +110,14 @@ func firstOf(s ...string) string {
 // pending one.
 func (d *Devices) queue(op fsm.OTAOp, coalesce bool) {
 	d.mu.Lock()
-	if i, ok := d.progressAt[op.DeviceID]; ok && coalesce {
+	if i, ok := d.progressAt[op.DeviceID]; ok && (coalesce || op.Op == fsm.OpProgress || op.Op == fsm.OpReport) {
+		// The device's pending plain report (an upgrade reply, some progress) is superseded
+		// by this one, in its place: one record write instead of two (B5: three writes a
+		// device otherwise).
 		d.pending[i] = op
+		if !coalesce {
+			delete(d.progressAt, op.DeviceID)
+		}
 	} else {
 		d.pending = append(d.pending, op)
 		if coalesce {

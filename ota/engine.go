@@ -66,6 +66,9 @@ func NewEngine(cfg EngineConfig) *Engine {
 	return &Engine{cfg: cfg, log: cfg.Log, metrics: cfg.Metrics, cooldown: map[string]time.Time{}}
 }
 
+// deliverTimeout bounds one node's delivery of a round's pushes.
+const deliverTimeout = 15 * time.Second
+
 // idleRound is the longest the engine sleeps with nothing due.
 const idleRound = 5 * time.Second
 
@@ -279,7 +282,11 @@ func (e *Engine) deliver(ctx context.Context, now time.Time, sent map[string][]s
 		wg.Add(1)
 		go func(node string, pushes []Push) {
 			defer wg.Done()
-			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			// Not cancelled with leadership: these pushes are recorded as processing, a new
+			// leader never sends them again, and one dropped now is a device that fails by
+			// its response timeout. A lost leadership therefore waits for at most this
+			// delivery (seen in B5: leases lost under load while 5,000 pushes went out).
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliverTimeout)
 			defer cancel()
 			results, err := e.cfg.Deliver(dctx, node, pushes)
 			if err != nil {

@@ -123,7 +123,9 @@ type Manager struct {
 	hub    *Hub
 	writer *writer
 
-	mu       sync.Mutex
+	// mu is read-locked on the paths that only look a session up (every downlink, every
+	// OTA push), so that a burst of them does not queue behind one another.
+	mu       sync.RWMutex
 	byDevice map[string]*Session
 
 	replies replies
@@ -252,8 +254,8 @@ func (m *Manager) drop(deviceID, session string) {
 
 // Get returns the device's session on this node.
 func (m *Manager) Get(deviceID string) *Session {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	return m.byDevice[deviceID]
 }
 
@@ -348,8 +350,8 @@ func (m *Manager) Seen(deviceID, gatewayID, remote string, send Sender, open fun
 
 // sender is the session's current Sender.
 func (m *Manager) sender(s *Session) Sender {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	return s.Send
 }
 
