@@ -42,7 +42,8 @@ type EngineConfig struct {
 	// MinRound is the least time between rounds (default 50 ms): reports that arrive
 	// together are decided together.
 	MinRound time.Duration
-	// MaxSends bounds the pushes of one round (default 5000).
+	// MaxSends bounds the pushes of one round (default 2000: in B5, rounds of 5,000 made
+	// the apply of one entry long enough for the leader to lose its lease on 2 cores).
 	MaxSends int
 }
 
@@ -61,7 +62,7 @@ func NewEngine(cfg EngineConfig) *Engine {
 		cfg.MinRound = 50 * time.Millisecond
 	}
 	if cfg.MaxSends <= 0 {
-		cfg.MaxSends = 5000
+		cfg.MaxSends = 2000
 	}
 	return &Engine{cfg: cfg, log: cfg.Log, metrics: cfg.Metrics, cooldown: map[string]time.Time{}}
 }
@@ -142,6 +143,13 @@ func (e *Engine) round(ctx context.Context) (time.Time, memdb.WatchSet, error) {
 	}
 	out, err := e.cfg.Apply(ctx, cmd)
 	if err != nil {
+		// Leadership lost while committing leaves the outcome unknown: if the entry did
+		// commit, its pushes are processing and no later leader will send them, so this
+		// engine delivers what it finds recorded by this very entry.
+		if sent := e.recordedAnyway(ctx, now, p); len(sent) > 0 {
+			e.log.Warn("the round's entry committed although raft could not say so; delivering its pushes", "error", err)
+			e.deliver(context.WithoutCancel(ctx), now, sent, p)
+		}
 		return next, nil, fmt.Errorf("record decisions: %w", err)
 	}
 	res, _ := out.(*fsm.OTAResult)
@@ -155,6 +163,46 @@ func (e *Engine) round(ctx context.Context) (time.Time, memdb.WatchSet, error) {
 	}
 	e.deliver(ctx, now, res.Sent, p)
 	return now, nil, nil
+}
+
+// unknownOutcomeWait is how long an engine whose entry's outcome is unknown watches its
+// node's state for it: a committed entry reaches a deposed leader within a heartbeat or two.
+const unknownOutcomeWait = 5 * time.Second
+
+// recordedAnyway returns the pushes of plan p that its entry, stamped now, recorded after
+// all (records processing since exactly now), watching this node's state for a while.
+func (e *Engine) recordedAnyway(ctx context.Context, now time.Time, p plan) map[string][]string {
+	var sends []fsm.OTAOp
+	for _, op := range p.ops {
+		if op.Op == fsm.OpSend {
+			sends = append(sends, op)
+		}
+	}
+	if len(sends) == 0 {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unknownOutcomeWait)
+	defer cancel()
+	for {
+		found := map[string][]string{}
+		for _, op := range sends {
+			for _, d := range op.DeviceIDs {
+				r := e.cfg.Store.OTARecord(op.TaskID, d)
+				if r != nil && r.State == resource.RecordProcessing && r.UpgradeTime != nil && r.UpgradeTime.Equal(now) {
+					found[op.TaskID] = append(found[op.TaskID], d)
+				}
+			}
+		}
+		// One entry records all of them at once: any found means all there are.
+		if len(found) > 0 {
+			return found
+		}
+		select {
+		case <-wctx.Done():
+			return nil
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // decide reads the state and returns the round's decisions and when the next is due.
