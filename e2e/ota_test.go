@@ -212,6 +212,14 @@ func TestOTALeaderKilledMidCampaign(t *testing.T) {
 	if pushed == 0 || sentAfter == 0 {
 		t.Errorf("the new leader %s sent no push: linkops_ota_pushes_total %v, %d records sent after the kill", leader.id, pushed, sentAfter)
 	}
+	// 批量重试 sends the lost pushes again, and those devices upgrade too.
+	if lost > 0 {
+		testutil.Do(t, tc.client(leader), http.MethodPost, "/api/v1/upgrade-tasks/"+task.ID+"/retry", nil, nil)
+		again := testutil.WaitTask(t, tc.client(leader), task.ID, "completed after retry", func(t *testutil.Task) bool { return t.State == resource.TaskCompleted })
+		if again.Counts.Success != len(ids) {
+			t.Errorf("after retry: %+v, want all %d success", again.Counts, len(ids))
+		}
+	}
 	tc.note("successes at the kill %d (processing %d, waiting %d), after it %d; failed by the response timeout (pushes lost with %s) %d; "+
 		"new leader %s elected %s after the kill, sent %v pushes (%d records sent after the kill); task completed %s after the kill, %s after it was created",
 		before.Counts.Success, before.Counts.Processing, before.Counts.Waiting, c.Success-before.Counts.Success, old.id, lost,
