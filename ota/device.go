@@ -149,6 +149,10 @@ func (d *Devices) take(max int) []fsm.OTAOp {
 	for i, op := range d.pending {
 		if op.Op == fsm.OpProgress && !op.Complete && (op.Success == nil || *op.Success) {
 			d.progressAt[op.DeviceID] = i
+		} else {
+			// As in queue: a plain report followed by a final op of the device must not be
+			// replaced by a later one, which would then land before that final op.
+			delete(d.progressAt, op.DeviceID)
 		}
 	}
 	return batch

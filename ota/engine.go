@@ -346,13 +346,21 @@ func (e *Engine) deliver(ctx context.Context, now time.Time, sent map[string][]s
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			for i, r := range results {
+			taskOf := make(map[string]string, len(pushes))
+			for _, p := range pushes {
+				taskOf[p.DeviceID] = p.TaskID
+			}
+			for _, r := range results {
+				task, ok := taskOf[r.DeviceID]
+				if !ok {
+					continue // not a push of ours (a node of another version?)
+				}
 				switch r.Outcome {
 				case PushSent:
 					e.metrics.pushes.Inc()
 				case PushOffline:
 					e.metrics.pushFailures.WithLabelValues(PushOffline).Inc()
-					requeue[pushes[i].TaskID] = append(requeue[pushes[i].TaskID], r.DeviceID)
+					requeue[task] = append(requeue[task], r.DeviceID)
 					e.cooldown[r.DeviceID] = now.Add(2 * time.Second)
 				default:
 					e.metrics.pushFailures.WithLabelValues(PushFailed).Inc()

@@ -144,16 +144,24 @@ func (f *Firmware) Serve(w http.ResponseWriter, r *http.Request, fw *resource.Fi
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", fw.ID+"-"+fw.Version+".bin"))
 	h.Set("X-Firmware-Sign", fw.SignMethod+"="+fw.Sign)
-	cw := &countingWriter{ResponseWriter: w}
+	cw := &countingWriter{ResponseWriter: w, status: http.StatusOK}
 	http.ServeContent(cw, r, "", info.ModTime, obj)
-	f.metrics.bytesServed.Add(float64(cw.n))
+	if cw.status == http.StatusOK || cw.status == http.StatusPartialContent {
+		f.metrics.bytesServed.Add(float64(cw.n)) // not the text of a 416
+	}
 	return nil
 }
 
 // countingWriter counts the body bytes written (linkops_firmware_bytes_served_total).
 type countingWriter struct {
 	http.ResponseWriter
-	n int64
+	n      int64
+	status int
+}
+
+func (c *countingWriter) WriteHeader(status int) {
+	c.status = status
+	c.ResponseWriter.WriteHeader(status)
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
@@ -189,10 +197,17 @@ func (f *Firmware) open(ctx context.Context, fw *resource.Firmware) (blob.Object
 	return f.cfg.Blobs.Open(ctx, fw.BlobKey)
 }
 
+// fetchTimeout bounds copying one firmware file from a peer (2 GiB at 10 MB/s is ~4 min).
+const fetchTimeout = 15 * time.Minute
+
 // fetch copies fw's blob from the first peer that has it into this node's store, checking
 // its SHA-256 on the way: a copy that does not match is never stored. Concurrent requests
 // for one blob share one fetch.
 func (f *Firmware) fetch(ctx context.Context, fw *resource.Firmware) error {
+	// Shared by every download waiting for this blob, so it is not cancelled with the
+	// first one's request (a device that drops must not fail the others).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+	defer cancel()
 	_, err, _ := f.fetches.Do(fw.BlobKey, func() (any, error) {
 		if _, err := f.cfg.Blobs.Stat(ctx, fw.BlobKey); err == nil {
 			return nil, nil // another fetch finished meanwhile
