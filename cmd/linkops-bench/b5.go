@@ -87,26 +87,8 @@ func benchB5(dir string, devices, maxInFlight, fwBytes, runs int, defaultRound b
 			}
 		}()
 	}
-	clients := make([]*client.Client, len(nodes))
-	httpc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}, Timeout: time.Minute}
-	for i, nd := range nodes {
-		clients[i] = client.New(nd.HTTPAddr(), token)
-		clients[i].HTTP = httpc
-	}
+	clients, targets, secureID, secureKey := officialMQTTProduct(nodes, token, "b5", 8)
 	admin := clients[0]
-	hosts := []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
-	port := freeTCPPortOn(hosts...)
-	mustDo(admin, http.MethodPost, "/api/v1/network-components", perNodeComponent("b5", "MQTT_SERVER", hosts, port), nil)
-	targets := make([]string, len(hosts))
-	for i, h := range hosts {
-		targets[i] = net.JoinHostPort(h, fmt.Sprint(port))
-		waitFor("node "+nodes[i].ID()+"'s MQTT_SERVER to accept", func() bool { return dialable(targets[i]) })
-	}
-	mustDo(admin, http.MethodPost, "/api/v1/gateways", map[string]any{"id": "b5-gw", "name": "B5", "provider": "mqtt-server-gateway",
-		"channelId": "b5", "protocol": "official", "state": "enabled"}, nil)
-	secureID, secureKey := "b5-sid", "b5-secure-key-0123"
-	mustDo(admin, http.MethodPost, "/api/v1/products", map[string]any{"id": "b5", "name": "B5 meters", "gatewayId": "b5-gw",
-		"secureId": secureID, "secureKey": secureKey}, nil)
 	createDevices(admin, "b5", devices, b5DeviceID)
 	// waitServed probes each node with device b8-probe-<i>; they go once it has, so that a
 	// task over every device of the product holds exactly the fleet's.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,26 +34,8 @@ func benchB8(dir string, devices, sequential, callers, concurrency int) Result {
 	log.Printf("B8: %d devices connect at once, %d to each of 3 nodes (%d connects in flight)", devices, devices/3, concurrency)
 	nodes, token := startInProcess(dir, 3)
 	defer shutdownAll(nodes)
-	clients := make([]*client.Client, len(nodes))
-	httpc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: max(callers, 4)}, Timeout: time.Minute}
-	for i, nd := range nodes {
-		clients[i] = client.New(nd.HTTPAddr(), token)
-		clients[i].HTTP = httpc
-	}
+	clients, targets, secureID, secureKey := officialMQTTProduct(nodes, token, "b8", max(callers, 4))
 	admin := clients[0]
-	hosts := []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
-	port := freeTCPPortOn(hosts...)
-	mustDo(admin, http.MethodPost, "/api/v1/network-components", perNodeComponent("b8", "MQTT_SERVER", hosts, port), nil)
-	targets := make([]string, len(hosts))
-	for i, h := range hosts {
-		targets[i] = net.JoinHostPort(h, fmt.Sprint(port))
-		waitFor("node "+nodes[i].ID()+"'s MQTT_SERVER to accept", func() bool { return dialable(targets[i]) })
-	}
-	mustDo(admin, http.MethodPost, "/api/v1/gateways", map[string]any{"id": "b8-gw", "name": "B8", "provider": "mqtt-server-gateway",
-		"channelId": "b8", "protocol": "official", "state": "enabled"}, nil)
-	secureID, secureKey := "b8-sid", "b8-secure-key-0123"
-	mustDo(admin, http.MethodPost, "/api/v1/products", map[string]any{"id": "b8", "name": "B8 meters", "gatewayId": "b8-gw",
-		"secureId": secureID, "secureKey": secureKey}, nil)
 	t0 := time.Now()
 	createDevices(admin, "b8", devices, b8DeviceID)
 	createDevices(admin, "b8", len(nodes), func(i int) string { return fmt.Sprintf("b8-probe-%d", i) })
@@ -227,4 +210,33 @@ func waitServed(nodes []*node.Node, clients []*client.Client, targets []string, 
 			return err == nil && n == 0
 		})
 	}
+}
+
+// officialMQTTProduct sets up what the device benchmarks share on an in-process cluster: a
+// per-node MQTT_SERVER on 127.0.0.1/2/3 (one port), an official gateway "<name>-gw" on it
+// and a product <name> with secure credentials. It returns a client per node (sharing one
+// HTTP client with idle connections per host), the devices' MQTT targets and the product's
+// secureId and secureKey.
+func officialMQTTProduct(nodes []*node.Node, token, name string, idle int) (clients []*client.Client, targets []string, secureID, secureKey string) {
+	clients = make([]*client.Client, len(nodes))
+	httpc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: idle}, Timeout: time.Minute}
+	for i, nd := range nodes {
+		clients[i] = client.New(nd.HTTPAddr(), token)
+		clients[i].HTTP = httpc
+	}
+	admin := clients[0]
+	hosts := []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
+	port := freeTCPPortOn(hosts...)
+	mustDo(admin, http.MethodPost, "/api/v1/network-components", perNodeComponent(name, "MQTT_SERVER", hosts, port), nil)
+	targets = make([]string, len(hosts))
+	for i, h := range hosts {
+		targets[i] = net.JoinHostPort(h, fmt.Sprint(port))
+		waitFor("node "+nodes[i].ID()+"'s MQTT_SERVER to accept", func() bool { return dialable(targets[i]) })
+	}
+	mustDo(admin, http.MethodPost, "/api/v1/gateways", map[string]any{"id": name + "-gw", "name": strings.ToUpper(name), "provider": "mqtt-server-gateway",
+		"channelId": name, "protocol": "official", "state": "enabled"}, nil)
+	secureID, secureKey = name+"-sid", name+"-secure-key-0123"
+	mustDo(admin, http.MethodPost, "/api/v1/products", map[string]any{"id": name, "name": strings.ToUpper(name) + " meters", "gatewayId": name + "-gw",
+		"secureId": secureID, "secureKey": secureKey}, nil)
+	return clients, targets, secureID, secureKey
 }
