@@ -29,6 +29,9 @@ type MediaConfig struct {
 	RTPPort int    `json:"rtpPort,omitempty"`
 	// DynamicRTPPortRange, when set, opens one port per stream from [start, end].
 	DynamicRTPPortRange []int `json:"dynamicRtpPortRange,omitempty"`
+	// RTSPPort and RTMPPort, when set, add rtsp:// and rtmp:// URLs to a play's answer.
+	RTSPPort int `json:"rtspPort,omitempty"`
+	RTMPPort int `json:"rtmpPort,omitempty"`
 }
 
 // DisplayName is the server's name, for search and sorting.
@@ -90,9 +93,9 @@ func (m *MediaServer) Validate() Errors {
 			errs.Add("configuration.rtpPort", "%d lies inside dynamicRtpPortRange %d-%d", c.RTPPort, r[0], r[1])
 		}
 	}
-	if c.RTPPort == 0 && c.DynamicRTPPortRange == nil {
-		errs.Add("configuration.rtpPort", "is required unless dynamicRtpPortRange is set")
-	}
+	// Neither rtpPort nor a range: each stream gets a port the server picks (SPEC §5.3).
+	validatePort(&errs, "configuration.rtspPort", c.RTSPPort, false)
+	validatePort(&errs, "configuration.rtmpPort", c.RTMPPort, false)
 	ValidateState(&errs, &m.Switch)
 	return errs
 }
