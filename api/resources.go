@@ -46,6 +46,11 @@ type collection[T resource.Named] struct {
 	// filters override the kind's list filters (a device's state is not in its record);
 	// each is made once per request, so it can read what it needs once.
 	filters map[string]func() func(resource.Object) string
+	// keptByFSM marks kinds whose fields a PUT may not change are kept by the FSM's rule
+	// (an upgrade task's campaign) and that have no secrets to merge: a PUT without
+	// If-Match then applies whatever the record became meanwhile, instead of racing a
+	// campaign that changes it every few milliseconds.
+	keptByFSM bool
 }
 
 func (col collection[T]) decodeBody(c echo.Context, obj T) error {
@@ -195,7 +200,11 @@ func updateHandler[T resource.Named](s *Server, c echo.Context, col collection[T
 		if errs := col.prepare(c, obj, old); len(errs) > 0 {
 			return invalid(errs)
 		}
-		cmd, err := fsm.NewUpsert(col.kind, obj, false, cur.Base().Index, s.now())
+		guard := cur.Base().Index
+		if col.keptByFSM {
+			guard = expect
+		}
+		cmd, err := fsm.NewUpsert(col.kind, obj, false, guard, s.now())
 		if err != nil {
 			return err
 		}

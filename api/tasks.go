@@ -16,7 +16,7 @@ import (
 // moves the records and keeps the task's counts.
 func (s *Server) registerTaskRoutes() {
 	col := collection[*resource.UpgradeTask]{
-		kind: resource.UpgradeTasks, path: "/api/v1/upgrade-tasks", tag: "upgrade-tasks", access: Viewer,
+		kind: resource.UpgradeTasks, path: "/api/v1/upgrade-tasks", tag: "upgrade-tasks", access: Viewer, keptByFSM: true,
 		prepare: func(_ echo.Context, t, old *resource.UpgradeTask) resource.Errors {
 			if old != nil {
 				// The firmware, mode, devices and progress are the campaign's (the FSM keeps

@@ -83,6 +83,13 @@ func TestOTAStopResumeAndOffline(t *testing.T) {
 	task := testutil.CreateTask(t, c.admin, map[string]any{"name": "stop", "firmwareId": fw.ID, "mode": "push",
 		"timeoutSeconds": 2, "rollout": map[string]any{"maxInFlight": 2}})
 	testutil.WaitTask(t, c.admin, task.ID, "two devices processing", func(t *testutil.Task) bool { return t.Counts.Processing == 2 })
+	// A PUT edits the settings of a running campaign and never its devices or state.
+	var renamed testutil.Task
+	testutil.Do(t, c.admin, http.MethodPut, "/api/v1/upgrade-tasks/"+task.ID, map[string]any{"name": "renamed", "firmwareId": "other",
+		"mode": "pull", "timeoutSeconds": 2, "rollout": map[string]any{"maxInFlight": 2}, "state": "completed"}, &renamed)
+	if renamed.Name != "renamed" || renamed.Mode != "push" || renamed.FirmwareID != fw.ID || renamed.State != resource.TaskRunning || renamed.Counts.Total() != 7 {
+		t.Fatalf("after PUT: %+v", renamed)
+	}
 	var stopped testutil.Task
 	testutil.Do(t, c.admin, http.MethodPost, "/api/v1/upgrade-tasks/"+task.ID+"/stop", nil, &stopped)
 	if stopped.State != resource.TaskStopped || stopped.Counts.Canceled != 5 || stopped.Counts.Processing != 2 {
