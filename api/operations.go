@@ -32,15 +32,8 @@ func (s *Server) registerOperationRoutes() {
 	})
 	register(s, collection[*resource.Gateway]{
 		kind: resource.Gateways, path: "/api/v1/gateways", tag: "gateways", access: Viewer,
-		prepare: func(_ echo.Context, g, _ *resource.Gateway) resource.Errors { return g.Validate() },
-		present: func(c echo.Context, g *resource.Gateway) *resource.Gateway {
-			if g.CallbackURL == "" {
-				return g
-			}
-			cp := resource.Copy(g)
-			cp.CallbackURL = baseURL(c) + g.CallbackURL
-			return cp
-		},
+		prepare: func(_ echo.Context, g, old *resource.Gateway) resource.Errors { return prepareGateway(g, old) },
+		present: s.presentGateway,
 	})
 	register(s, collection[*resource.MediaServer]{
 		kind: resource.MediaServers, path: "/api/v1/media-servers", tag: "media-servers", access: Viewer,

@@ -29,7 +29,7 @@ func TestSecretsNeverLeave(t *testing.T) {
 		"ctwing appSecret":       "S3CRET-ctwing-app-secret",
 		"onenet apiKey":          "S3CRET-onenet-api-key",
 		"onenet notifyToken":     "S3CRET-onenet-notify-token",
-		"onenet aesKey":          "S3CRET-onenet-aes-key",
+		"onenet aesKey":          "S3CRET-onenetAES", // 16 characters: an OneNET Studio key
 		"media secret":           "S3CRET-zlmedia-secret",
 		"product secureKey":      "S3CRET-product-secure-key",
 		"user password":          "S3CRET-user-password",

@@ -270,12 +270,12 @@ func ruleTable(t *testing.T, ca *testutil.CA, localDir string) []ruleStep {
 		ruleStep{name: "Ctwing gateway shows its callbackUrl", method: http.MethodPost, path: gws, body: obj{"id": "ctw", "name": "c", "provider": "Ctwing", "protocol": "official", "configuration": obj{"appKey": "k", "appSecret": "ctwing-secret"}}, status: 201,
 			check: func(t *testing.T, b map[string]any) {
 				u, _ := b["callbackUrl"].(string)
-				if !strings.HasPrefix(u, "http://127.0.0.1:") || !strings.HasSuffix(u, "/api/v1/callbacks/ctw") || b["transport"] != "HTTP" {
+				if !strings.HasPrefix(u, "http://127.0.0.1:") || !strings.Contains(u, "/api/v1/callbacks/ctw?token=") || b["transport"] != "HTTP" {
 					t.Errorf("callbackUrl %q transport %v", u, b["transport"])
 				}
 			}},
-		post("OneNet without aesKey", gws, obj{"name": "o", "provider": "OneNet", "protocol": "official", "configuration": obj{"apiKey": "a", "notifyToken": "n"}}, bad, vf, "configuration.aesKey"),
-		post("cloud gateway with a network setting", gws, obj{"name": "o", "provider": "OneNet", "protocol": "official", "configuration": obj{"apiKey": "a", "notifyToken": "n", "aesKey": "k", "port": 1}}, bad, vf, "configuration.port"),
+		post("OneNet with an aesKey of a wrong length", gws, obj{"name": "o", "provider": "OneNet", "protocol": "official", "configuration": obj{"apiKey": "a", "notifyToken": "n", "aesKey": "k"}}, bad, vf, "configuration.aesKey"),
+		post("cloud gateway with a network setting", gws, obj{"name": "o", "provider": "OneNet", "protocol": "official", "configuration": obj{"apiKey": "a", "notifyToken": "n", "aesKey": "0123456789abcdef", "port": 1}}, bad, vf, "configuration.port"),
 		post("Modbus point in an unknown area", gws, obj{"name": "m", "provider": "modbus-tcp", "configuration": obj{"host": "10.0.0.9", "points": []obj{{"property": "t", "area": "attic", "address": 1, "dataType": "int16"}}}}, bad, vf, "configuration.points[0].area"),
 		post("Modbus coil of type float32", gws, obj{"name": "m", "provider": "modbus-tcp", "configuration": obj{"host": "10.0.0.9", "points": []obj{{"property": "t", "area": "coil", "address": 1, "dataType": "float32"}}}}, bad, vf, "configuration.points[0].dataType"),
 		post("Modbus gateway", gws, obj{"id": "mb", "name": "m", "provider": "modbus-tcp", "configuration": obj{"host": "10.0.0.9", "unitId": 1, "points": []obj{{"property": "temp", "area": "holding", "address": 0, "dataType": "float32", "scale": 0.1}}}}, 201, "", ""),

@@ -73,6 +73,8 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Now is the clock (tests move it); time.Now when nil.
 	Now func() time.Time
+	// Video is this node's GB/T 28181 side (channels of the cameras registered here).
+	Video Video
 	// OTA is this node's firmware side; without it the firmware routes answer 503.
 	OTA OTA
 	// FirmwareMaxBytes bounds an uploaded firmware file (DefaultFirmwareMaxBytes when 0).
@@ -80,6 +82,10 @@ type Config struct {
 	// PublicURL is the base URL devices and browsers reach this node at; "" means the
 	// scheme and host of each request.
 	PublicURL string
+	// Callbacks is this node's cloud side; without it the callback routes answer 503.
+	Callbacks Callbacks
+	// Gateways is this node's side of gateway status; without it the route is absent.
+	Gateways Gateways
 }
 
 // Limits on request bodies (SPEC §3).
@@ -184,8 +190,11 @@ func New(cfg Config) *Server {
 	s.registerLogRoutes()
 	s.registerListenerRoutes()
 	s.registerDeviceRoutes()
+	s.registerVideoRoutes()
 	s.registerFirmwareRoutes()
 	s.registerTaskRoutes()
+	s.registerCallbackRoutes()
+	s.registerGatewayStatusRoutes()
 	s.registerOpenAPIRoute()
 	s.registerInternalRoutes()
 	s.registerOTAInternalRoutes()

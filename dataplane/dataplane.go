@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/linkops/linkops/cloud"
 	"github.com/linkops/linkops/fsm"
 	"github.com/linkops/linkops/gateway"
 	"github.com/linkops/linkops/listeners"
@@ -19,11 +20,13 @@ import (
 	"github.com/linkops/linkops/listeners/tcp"
 	"github.com/linkops/linkops/listeners/udp"
 	"github.com/linkops/linkops/listeners/websocket"
+	"github.com/linkops/linkops/modbus"
 	"github.com/linkops/linkops/ota"
 	"github.com/linkops/linkops/ota/blob"
 	"github.com/linkops/linkops/protocol"
 	"github.com/linkops/linkops/resource"
 	"github.com/linkops/linkops/session"
+	"github.com/linkops/linkops/sip"
 )
 
 // Types is the one table of listener implementations, by component type. An eighth
@@ -74,6 +77,9 @@ type DataPlane struct {
 	props    *session.Properties
 	ota      *ota.Service
 	otaStats *ota.Metrics
+	sip      *sip.Service
+	cloud    *cloud.Handler
+	modbus   *modbus.Service
 }
 
 // New assembles the data plane; nothing listens until Run.
@@ -104,7 +110,13 @@ func New(cfg Config) (*DataPlane, error) {
 	gateways := gateway.New(gateway.Config{NodeID: cfg.NodeID, Store: cfg.Store, Sessions: sessions,
 		Metrics: gateway.NewMetrics(cfg.Registry), Log: cfg.Log.With("component", "gateways"), PoolSize: cfg.PoolSize})
 	hub := listeners.NewHub()
-	return &DataPlane{cfg: cfg, hub: hub, sessions: sessions, gateways: gateways, props: props,
+	sipService := sip.New(sip.Config{NodeID: cfg.NodeID, Store: cfg.Store, Sessions: sessions,
+		Metrics: sip.NewMetrics(cfg.Registry), Log: cfg.Log})
+	modbusService := modbus.New(modbus.Config{NodeID: cfg.NodeID, Store: cfg.Store, Sessions: sessions,
+		Metrics: modbus.NewMetrics(cfg.Registry), Log: cfg.Log})
+	return &DataPlane{cfg: cfg, hub: hub, sessions: sessions, gateways: gateways, props: props, sip: sipService, modbus: modbusService,
+		cloud: cloud.New(cloud.Config{Store: cfg.Store, Sessions: sessions, Registry: cfg.Registry,
+			Log: cfg.Log.With("component", "cloud"), PoolSize: cfg.PoolSize}),
 		ota: &ota.Service{Firmware: firmware, Devices: devices}, otaStats: otaStats,
 		sup: listeners.NewSupervisor(listeners.SupervisorConfig{
 			NodeID:      cfg.NodeID,
@@ -130,8 +142,11 @@ func (d *DataPlane) Run(ctx context.Context) {
 	go func() { defer close(propsDone); d.props.Run(propsStop) }()
 	gwDone := make(chan struct{})
 	go func() { defer close(gwDone); d.gateways.Run(ctx) }()
+	sipDone := make(chan struct{})
+	go func() { defer close(sipDone); d.sip.Run(ctx) }()
 	d.sup.Run(ctx)
 	<-gwDone
+	<-sipDone
 	stopSessions()
 	<-sessDone
 	<-otaDone
@@ -145,6 +160,9 @@ func (d *DataPlane) Run(ctx context.Context) {
 // Close releases what New opened (the properties file) when Run never ran or has returned.
 func (d *DataPlane) Close() error { return d.props.Close() }
 
+// Callbacks is this node's side of the cloud gateways' pushes (the API serves it).
+func (d *DataPlane) Callbacks() *cloud.Handler { return d.cloud }
+
 // Sessions is this node's session manager (downlinks, device records, message streams).
 func (d *DataPlane) Sessions() *session.Manager { return d.sessions }
 
@@ -152,6 +170,28 @@ func (d *DataPlane) Sessions() *session.Manager { return d.sessions }
 func (d *DataPlane) Reaper(dead func() []string) *session.Reaper {
 	return &session.Reaper{Store: d.cfg.Store, Dead: dead, Propose: d.cfg.Propose, Log: d.cfg.Log.With("component", "reaper")}
 }
+
+// Modbus is the leader routine that polls the modbus-tcp gateways (SPEC §5.3).
+func (d *DataPlane) Modbus() *modbus.Service { return d.modbus }
+
+// GatewayStatus is this node's state of a gateway (GET /api/v1/gateways/{id}/status): the
+// Modbus poller of a modbus-tcp gateway; for the others whether this node serves it.
+func (d *DataPlane) GatewayStatus(g *resource.Gateway) listeners.Status {
+	if g.Provider == resource.ProviderModbusTCP {
+		if !g.Enabled() {
+			return listeners.Status{ServerID: d.cfg.NodeID, State: listeners.StateStopped}
+		}
+		return d.modbus.Status(g)
+	}
+	state := listeners.StateStopped
+	if g.Enabled() {
+		state = listeners.StateRunning
+	}
+	return listeners.Status{ServerID: d.cfg.NodeID, State: state}
+}
+
+// Video is this node's GB/T 28181 side: the channels of the cameras registered here.
+func (d *DataPlane) Video() *sip.Service { return d.sip }
 
 // OTA is this node's firmware and firmware-topic side (the API serves it).
 func (d *DataPlane) OTA() *ota.Service { return d.ota }

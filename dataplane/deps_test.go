@@ -18,6 +18,8 @@ func TestPackagesImportWhatTheirDocsAllow(t *testing.T) {
 		"gateway":           {"github.com/hashicorp/raft", mod + "api", mod + "cluster"},
 		"listeners":         {"github.com/hashicorp/raft", mod + "api", mod + "session", mod + "gateway", mod + "cluster"},
 		"dataplane":         {"github.com/hashicorp/raft", mod + "api", mod + "cluster"},
+		"cloud":             {"github.com/hashicorp/raft", mod + "api", mod + "cluster", mod + "listeners"},
+		"sip":               {"github.com/hashicorp/raft", mod + "api", mod + "cluster", mod + "listeners", mod + "media"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", mod+pkg).CombinedOutput()

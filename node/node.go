@@ -189,6 +189,7 @@ func (n *Node) start() error {
 			{Name: "initialize", Run: n.initialize},
 			{Name: "release-dead-sessions", Run: func(ctx context.Context) { n.data.Reaper(n.deadNodes).Run(ctx) }},
 			{Name: "ota-engine", Run: func(ctx context.Context) { n.data.Engine(n.cluster.Apply).Run(ctx) }},
+			{Name: "modbus-poller", Run: n.data.Modbus().Run},
 		},
 	})
 	if err != nil {
@@ -207,6 +208,9 @@ func (n *Node) start() error {
 		Listeners:        n.data,
 		Sessions:         n.data.Sessions(),
 		OTA:              n.data.OTA(),
+		Video:            n.data.Video(),
+		Callbacks:        n.data.Callbacks(),
+		Gateways:         n.data,
 		PublicURL:        publicURL,
 		FirmwareMaxBytes: n.cfg.FirmwareMaxBytes,
 		Logger:           n.log,

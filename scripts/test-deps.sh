@@ -39,6 +39,7 @@ want mosquitto_sub mosquitto-clients
 want coap-client-notls libcoap3-bin
 want coap-client-openssl libcoap3-bin
 want openssl openssl
+want sipp sip-tester
 
 # versitygw, the S3 server of the blob-store tests, is a Go program and not a Debian
 # package: installed with `go install` into the directory internal/testutil looks in (same

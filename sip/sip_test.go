@@ -1,0 +1,466 @@
+package sip_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"golang.org/x/text/encoding/simplifiedchinese"
+
+	"github.com/linkops/linkops/client"
+	"github.com/linkops/linkops/internal/testutil"
+	lsip "github.com/linkops/linkops/sip"
+)
+
+const (
+	domain   = "3402000000"
+	serverID = "34020000002000000001"
+	password = "gb-secret-1"
+	camSipp  = "34020000001320000001"
+	camGo    = "34020000001320000002"
+	camLate  = "34020000001320000003"
+	stranger = "34020000001320000099"
+)
+
+func TestGB28181OnThreeNodes(t *testing.T) {
+	if _, err := exec.LookPath("sipp"); err != nil {
+		t.Fatalf("sipp is needed (scripts/test-deps.sh installs sip-tester): %v", err)
+	}
+	nodes := testutil.StartCluster(t, 3)
+	admin := nodes[0].Admin(t)
+	port := testutil.FreePort(t, "udp")
+	var cluster []map[string]any
+	for i := range nodes {
+		cluster = append(cluster, map[string]any{"serverId": fmt.Sprintf("node%d", i+1),
+			"configuration": map[string]any{"host": testutil.NodeHosts[i], "port": port}})
+	}
+	testutil.Do(t, admin, http.MethodPost, "/api/v1/gateways", map[string]any{"id": "gb", "name": "gb", "provider": "gb28181-2016",
+		"configuration": map[string]any{"sipId": serverID, "domain": domain, "password": password, "shareCluster": false,
+			"keepaliveTimeoutSeconds": 10, "cluster": cluster}, "state": "enabled"}, nil)
+	testutil.CreateProductWithDevices(t, admin, "cams", "gb", camSipp, camGo, camLate)
+	node2 := net.JoinHostPort(testutil.NodeHosts[1], strconv.Itoa(port))
+	node3 := net.JoinHostPort(testutil.NodeHosts[2], strconv.Itoa(port))
+	waitSIP(t, node2)
+	waitSIP(t, node3)
+
+	online := func(d testutil.Device) bool { return d.State == "online" }
+	offline := func(d testutil.Device) bool { return d.State == "offline" }
+
+	t.Run("garbage costs nothing", func(t *testing.T) {
+		junk := make([]byte, 2000)
+		for range 20 {
+			_, _ = rand.Read(junk)
+			if c, err := net.Dial("udp", node2); err == nil {
+				_, _ = c.Write(junk)
+				_, _ = c.Write([]byte("REGISTER sip:x SIP/2.0\r\nVia: garbage\r\n\r\n"))
+				c.Close()
+			}
+			if c, err := net.Dial("tcp", node2); err == nil {
+				_, _ = c.Write(junk)
+				c.Close()
+			}
+		}
+	})
+
+	t.Run("sipp registers with digest", func(t *testing.T) {
+		runSipp(t, node2, camSipp, password, "200")
+		for _, n := range nodes {
+			testutil.WaitDevice(t, n.Admin(t), camSipp, "online", online)
+		}
+	})
+
+	t.Run("sipp with a wrong password is refused", func(t *testing.T) {
+		runSipp(t, node2, camLate, "not-the-password", "403")
+		if d := testutil.GetDevice(t, admin, camLate); d.State == "online" {
+			t.Fatalf("refused camera is online: %+v", d)
+		}
+	})
+
+	t.Run("sipp registers over TCP", func(t *testing.T) {
+		runSippOver(t, "t1", node2, camLate, password, "200")
+		testutil.WaitDevice(t, nodes[2].Admin(t), camLate, "online", online)
+	})
+
+	t.Run("an unknown device gets 403 without a challenge", func(t *testing.T) {
+		cam := dialCamera(t, node3, stranger)
+		if res := cam.request(t, cam.register(3600, nil)); res.StatusCode != 403 {
+			t.Fatalf("unknown device: %d, want 403", res.StatusCode)
+		}
+	})
+
+	t.Run("keepalives, Catalog in two MESSAGEs, Expires 0", func(t *testing.T) {
+		cam := dialCamera(t, node3, camGo)
+		res := cam.request(t, cam.register(3600, nil))
+		if res.StatusCode != 401 {
+			t.Fatalf("first REGISTER: %d, want 401", res.StatusCode)
+		}
+		res = cam.request(t, cam.register(3600, res))
+		if res.StatusCode != 200 || res.GetHeader("Date") == nil || res.GetHeader("Expires") == nil {
+			t.Fatalf("authenticated REGISTER: %s", res.String())
+		}
+		// The server asks for the catalog right after the registration.
+		q := cam.nextRequest(t)
+		cmd, err := lsip.DecodeCommand(q.Body())
+		if err != nil || cmd.Kind != lsip.KindQuery || cmd.CmdType != lsip.CmdCatalog || cmd.DeviceID != camGo {
+			t.Fatalf("expected a Catalog query, got %q (%v)", q.Body(), err)
+		}
+		cam.answer(t, q, 200)
+		first := fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?><Response><CmdType>Catalog</CmdType><SN>%d</SN><DeviceID>%s</DeviceID><SumNum>2</SumNum><DeviceList Num="1"><Item><DeviceID>34020000001310000001</DeviceID><Name>Gate</Name><Manufacturer>Hikvision</Manufacturer><Model>DS-2CD</Model><Status>ON</Status><ParentID>%s</ParentID></Item></DeviceList></Response>`, cmd.SN, camGo, camGo)
+		second, err := simplifiedchinese.GBK.NewEncoder().String(fmt.Sprintf(`<?xml version="1.0" encoding="GB2312"?><Response><CmdType>Catalog</CmdType><SN>%d</SN><DeviceID>%s</DeviceID><SumNum>2</SumNum><DeviceList Num="1"><Item><DeviceID>34020000001310000002</DeviceID><Name>停车场</Name><Manufacturer>大华</Manufacturer><Model>IPC</Model><Status>OFF</Status><ParentID>%s</ParentID></Item></DeviceList></Response>`, cmd.SN, camGo, camGo))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, body := range []string{first, second} {
+			if res := cam.request(t, cam.message(body)); res.StatusCode != 200 {
+				t.Fatalf("Catalog answer: %d", res.StatusCode)
+			}
+		}
+		want := []lsip.Channel{
+			{ChannelID: "34020000001310000001", Name: "Gate", Manufacturer: "Hikvision", Model: "DS-2CD", Status: "ON", ParentID: camGo},
+			{ChannelID: "34020000001310000002", Name: "停车场", Manufacturer: "大华", Model: "IPC", Status: "OFF", ParentID: camGo},
+		}
+		// Asked through node1 once it sees the registration on node3.
+		testutil.WaitDevice(t, admin, camGo, "online", online)
+		var got struct{ Items []lsip.Channel }
+		testutil.Do(t, admin, http.MethodGet, "/api/v1/devices/"+camGo+"/channels", nil, &got)
+		if fmt.Sprint(got.Items) != fmt.Sprint(want) {
+			t.Fatalf("channels through node1: %+v, want %+v", got.Items, want)
+		}
+
+		for range 3 {
+			ka := fmt.Sprintf(`<?xml version="1.0"?><Notify><CmdType>Keepalive</CmdType><SN>9</SN><DeviceID>%s</DeviceID><Status>OK</Status></Notify>`, camGo)
+			if res := cam.request(t, cam.message(ka)); res.StatusCode != 200 {
+				t.Fatalf("keepalive: %d", res.StatusCode)
+			}
+		}
+		for _, n := range nodes {
+			testutil.WaitDevice(t, n.Admin(t), camGo, "online", online)
+		}
+
+		// A change that is not the sockets' keeps the server and its registrations.
+		var gw map[string]any
+		testutil.Do(t, admin, http.MethodGet, "/api/v1/gateways/gb", nil, &gw)
+		gw["description"] = "lobby cameras"
+		testutil.Do(t, admin, http.MethodPut, "/api/v1/gateways/gb", gw, nil)
+		testutil.WaitFor(t, 10*time.Second, "the update applied on node3", func() bool {
+			var g map[string]any
+			testutil.Do(t, nodes[2].Admin(t), http.MethodGet, "/api/v1/gateways/gb", nil, &g)
+			return g["description"] == "lobby cameras"
+		})
+		ka := fmt.Sprintf(`<?xml version="1.0"?><Notify><CmdType>Keepalive</CmdType><SN>10</SN><DeviceID>%s</DeviceID><Status>OK</Status></Notify>`, camGo)
+		if res := cam.request(t, cam.message(ka)); res.StatusCode != 200 {
+			t.Fatalf("keepalive after a description change: %d (the registration was lost)", res.StatusCode)
+		}
+		if d := testutil.GetDevice(t, nodes[2].Admin(t), camGo); d.State != "online" {
+			t.Fatalf("camera went %s after a description change", d.State)
+		}
+
+		res = cam.request(t, cam.register(3600, nil))
+		res = cam.request(t, cam.register(0, res))
+		if res.StatusCode != 200 {
+			t.Fatalf("REGISTER Expires 0: %d", res.StatusCode)
+		}
+		for _, n := range nodes {
+			testutil.WaitDevice(t, n.Admin(t), camGo, "offline after Expires: 0", offline)
+		}
+	})
+
+	t.Run("silence turns the camera offline", func(t *testing.T) {
+		// sipp's camera sent no keepalive: offline within keepaliveTimeoutSeconds (10 s).
+		for _, n := range nodes {
+			testutil.WaitDevice(t, n.Admin(t), camSipp, "offline after silence", offline)
+		}
+	})
+
+	t.Run("metrics", func(t *testing.T) {
+		m2, m3 := metrics(t, nodes[1].Admin(t)), metrics(t, nodes[2].Admin(t))
+		for _, want := range []string{
+			`linkops_sip_registrations_total{gateway="gb",outcome="registered"} 2`, // sipp over UDP and TCP
+			`linkops_sip_registrations_total{gateway="gb",outcome="refused"} 1`,
+		} {
+			if !strings.Contains(m2, want+"\n") {
+				t.Errorf("node2's /metrics lacks %s", want)
+			}
+		}
+		for _, want := range []string{
+			`linkops_sip_registrations_total{gateway="gb",outcome="unknown_device"} 1`,
+			`linkops_sip_registrations_total{gateway="gb",outcome="unregistered"} 1`,
+			`linkops_sip_keepalives_total{gateway="gb"} 4`,
+		} {
+			if !strings.Contains(m3, want+"\n") {
+				t.Errorf("node3's /metrics lacks %s", want)
+			}
+		}
+	})
+
+	t.Run("disabling stops the SIP servers", func(t *testing.T) {
+		testutil.Do(t, admin, http.MethodPost, "/api/v1/gateways/gb/disable", nil, nil)
+		testutil.WaitFor(t, 10*time.Second, "node2's SIP port closed", func() bool {
+			c, err := net.Dial("tcp", node2)
+			if err == nil {
+				c.Close()
+			}
+			return err != nil
+		})
+	})
+}
+
+// metrics is a node's own /metrics text.
+func metrics(t *testing.T, c *client.Client) string {
+	t.Helper()
+	resp, err := c.Raw(context.Background(), http.MethodGet, "/metrics", nil, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// waitSIP waits until the SIP server at addr accepts TCP connections.
+func waitSIP(t *testing.T, addr string) {
+	testutil.WaitFor(t, 20*time.Second, "SIP server at "+addr, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
+
+const sippScenario = `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="gb28181 register">
+  <send retrans="500">
+    <![CDATA[
+      REGISTER sip:[field0]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[field0]@[field1]>;tag=[call_number]
+      To: <sip:[field0]@[field1]>
+      Call-ID: [call_id]
+      CSeq: 1 REGISTER
+      Contact: <sip:[field0]@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Expires: 3600
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="401" auth="true"/>
+  <send retrans="500">
+    <![CDATA[
+      REGISTER sip:[field0]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[field0]@[field1]>;tag=[call_number]
+      To: <sip:[field0]@[field1]>
+      Call-ID: [call_id]
+      CSeq: 2 REGISTER
+      Contact: <sip:[field0]@[local_ip]:[local_port]>
+      [authentication username=CAMID password=CAMPASS]
+      Max-Forwards: 70
+      Expires: 3600
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="WANT"/>
+</scenario>
+`
+
+// runSipp registers id to addr with sipp and password, expecting the final status want.
+func runSipp(t *testing.T, addr, id, pass, want string) { runSippOver(t, "u1", addr, id, pass, want) }
+
+// runSippOver is runSipp over a sipp transport: u1 (UDP) or t1 (TCP).
+func runSippOver(t *testing.T, transport, addr, id, pass, want string) {
+	t.Helper()
+	dir := t.TempDir()
+	scen := filepath.Join(dir, "register.xml")
+	if err := os.WriteFile(scen, []byte(strings.NewReplacer("WANT", want, "CAMID", id, "CAMPASS", pass).Replace(sippScenario)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inf := filepath.Join(dir, "cams.csv")
+	if err := os.WriteFile(inf, []byte("SEQUENTIAL\n"+id+";"+domain+";"+pass+";\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sipp", addr, "-sf", scen, "-inf", inf, "-m", "1", "-i", "127.0.0.1", "-p", "0",
+		"-t", transport, "-timeout", "20s", "-trace_err", "-nostdin")
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		logs, _ := filepath.Glob(filepath.Join(dir, "*errors.log"))
+		var errs []byte
+		for _, l := range logs {
+			b, _ := os.ReadFile(l)
+			errs = append(errs, b...)
+		}
+		t.Fatalf("sipp (expecting %s): %v\n%s\n%s", want, err, out, errs)
+	}
+}
+
+// camera is the test's own GB/T 28181 device: a UDP socket speaking SIP messages built
+// and parsed with sipgo's sip package.
+type camera struct {
+	id     string
+	conn   *net.UDPConn
+	server *net.UDPAddr
+	cseq   uint32
+	callID string
+	parser *sip.Parser
+	reqs   chan *sip.Request
+	resps  chan *sip.Response
+}
+
+func dialCamera(t *testing.T, addr, id string) *camera {
+	t.Helper()
+	raddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := &camera{id: id, conn: conn, server: raddr, callID: hex.EncodeToString([]byte(id))[:16], parser: sip.NewParser(),
+		reqs: make(chan *sip.Request, 16), resps: make(chan *sip.Response, 16)}
+	go c.read()
+	return c
+}
+
+func (c *camera) read() {
+	buf := make([]byte, 65535)
+	for {
+		n, _, err := c.conn.ReadFromUDP(buf)
+		if err != nil {
+			return
+		}
+		m, err := c.parser.ParseSIP(bytes.Clone(buf[:n]))
+		if err != nil {
+			continue
+		}
+		switch m := m.(type) {
+		case *sip.Request:
+			c.reqs <- m
+		case *sip.Response:
+			c.resps <- m
+		}
+	}
+}
+
+func (c *camera) base(method sip.RequestMethod) *sip.Request {
+	c.cseq++
+	local := c.conn.LocalAddr().(*net.UDPAddr)
+	req := sip.NewRequest(method, sip.Uri{Scheme: "sip", User: serverID, Host: c.server.IP.String(), Port: c.server.Port})
+	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP", Host: local.IP.String(), Port: local.Port,
+		Params: sip.NewParams()}
+	via.Params.Add("branch", sip.GenerateBranch())
+	req.AppendHeader(via)
+	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: c.id, Host: domain}, Params: sip.NewParams()}
+	from.Params.Add("tag", "cam")
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: c.id, Host: domain}})
+	callID := sip.CallIDHeader(c.callID + string(method))
+	req.AppendHeader(&callID)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: c.cseq, MethodName: method})
+	maxf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(&maxf)
+	return req
+}
+
+// register builds a REGISTER, answering the challenge of prev when given.
+func (c *camera) register(expires int, prev *sip.Response) *sip.Request {
+	req := c.base(sip.REGISTER)
+	local := c.conn.LocalAddr().(*net.UDPAddr)
+	req.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: c.id, Host: local.IP.String(), Port: local.Port}})
+	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(expires)))
+	if prev != nil {
+		h := prev.GetHeader("WWW-Authenticate").Value()
+		nonce := between(h, `nonce="`, `"`)
+		realm := between(h, `realm="`, `"`)
+		uri := req.Recipient.String()
+		ha1 := md5hex(c.id + ":" + realm + ":" + password)
+		resp := md5hex(ha1 + ":" + nonce + ":" + md5hex("REGISTER:"+uri))
+		req.AppendHeader(sip.NewHeader("Authorization", fmt.Sprintf(`Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", algorithm=MD5`,
+			c.id, realm, nonce, uri, resp)))
+	}
+	req.SetBody(nil)
+	return req
+}
+
+func (c *camera) message(body string) *sip.Request {
+	req := c.base(sip.MESSAGE)
+	req.AppendHeader(sip.NewHeader("Content-Type", "Application/MANSCDP+xml"))
+	req.SetBody([]byte(body))
+	return req
+}
+
+func (c *camera) request(t *testing.T, req *sip.Request) *sip.Response {
+	t.Helper()
+	if _, err := c.conn.WriteToUDP([]byte(req.String()), c.server); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case res := <-c.resps:
+			if res.IsProvisional() || res.CSeq().SeqNo != req.CSeq().SeqNo {
+				continue
+			}
+			return res
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no answer to %s", req.Short())
+		}
+	}
+}
+
+func (c *camera) nextRequest(t *testing.T) *sip.Request {
+	t.Helper()
+	select {
+	case r := <-c.reqs:
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server sent no request")
+		return nil
+	}
+}
+
+func (c *camera) answer(t *testing.T, req *sip.Request, code int) {
+	res := sip.NewResponseFromRequest(req, code, "OK", nil)
+	if _, err := c.conn.WriteToUDP([]byte(res.String()), c.server); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func between(s, a, b string) string {
+	i := strings.Index(s, a)
+	if i < 0 {
+		return ""
+	}
+	s = s[i+len(a):]
+	if j := strings.Index(s, b); j >= 0 {
+		return s[:j]
+	}
+	return s
+}
+
+func md5hex(s string) string {
+	sum := md5.Sum([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
