@@ -1,14 +1,11 @@
 package api
 
 import (
-	"context"
 	"net/http"
 	"net/url"
-	"sort"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/linkops/linkops/cluster"
 	"github.com/linkops/linkops/listeners"
 	"github.com/linkops/linkops/resource"
 )
@@ -55,21 +52,7 @@ func (s *Server) gatewayStatus(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	answers, missing := cluster.FanOut(c.Request().Context(), s.cfg.Raft, "", s.cfg.RequestTimeout, func(ctx context.Context, m cluster.Member) (listeners.Status, error) {
-		if m.ID == s.cfg.NodeID {
-			return s.cfg.Gateways.GatewayStatus(g), nil
-		}
-		var st listeners.Status
-		err := s.cfg.Raft.CallNode(ctx, m.ID, cluster.Call{Path: internalGatewaysPath + url.PathEscape(g.ID) + "/status"}, &st)
-		return st, err
-	})
-	out := GatewayStatusList{Items: []listeners.Status{}}
-	for _, st := range answers {
-		out.Items = append(out.Items, st)
-	}
-	for _, m := range missing {
-		out.Items = append(out.Items, listeners.Status{ServerID: m.ServerID, State: listeners.StateUnreachable, Error: m.Error})
-	}
-	sort.Slice(out.Items, func(i, j int) bool { return out.Items[i].ServerID < out.Items[j].ServerID })
-	return c.JSON(http.StatusOK, out)
+	items := s.statusOfEveryNode(c, internalGatewaysPath+url.PathEscape(g.ID)+"/status",
+		func() listeners.Status { return s.cfg.Gateways.GatewayStatus(g) })
+	return c.JSON(http.StatusOK, GatewayStatusList{Items: items})
 }

@@ -84,23 +84,32 @@ func (s *Server) componentStatus(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	items := s.statusOfEveryNode(c, internalComponentsPath+url.PathEscape(nc.ID)+"/status",
+		func() listeners.Status { return s.cfg.Listeners.ComponentStatus(nc) })
+	return c.JSON(http.StatusOK, ComponentStatusList{Items: items})
+}
+
+// statusOfEveryNode gathers a status from every node (local from this one, the internal
+// route at path from the others): one item per node, sorted, a node that does not answer
+// listed as unreachable rather than left out.
+func (s *Server) statusOfEveryNode(c echo.Context, path string, local func() listeners.Status) []listeners.Status {
 	answers, missing := cluster.FanOut(c.Request().Context(), s.cfg.Raft, "", s.cfg.RequestTimeout, func(ctx context.Context, m cluster.Member) (listeners.Status, error) {
 		if m.ID == s.cfg.NodeID {
-			return s.cfg.Listeners.ComponentStatus(nc), nil
+			return local(), nil
 		}
 		var st listeners.Status
-		err := s.cfg.Raft.CallNode(ctx, m.ID, cluster.Call{Path: internalComponentsPath + url.PathEscape(nc.ID) + "/status"}, &st)
+		err := s.cfg.Raft.CallNode(ctx, m.ID, cluster.Call{Path: path}, &st)
 		return st, err
 	})
-	out := ComponentStatusList{Items: []listeners.Status{}}
+	out := []listeners.Status{}
 	for _, st := range answers {
-		out.Items = append(out.Items, st)
+		out = append(out, st)
 	}
 	for _, m := range missing {
-		out.Items = append(out.Items, listeners.Status{ServerID: m.ServerID, State: listeners.StateUnreachable, Error: m.Error})
+		out = append(out, listeners.Status{ServerID: m.ServerID, State: listeners.StateUnreachable, Error: m.Error})
 	}
-	sort.Slice(out.Items, func(i, j int) bool { return out.Items[i].ServerID < out.Items[j].ServerID })
-	return c.JSON(http.StatusOK, out)
+	sort.Slice(out, func(i, j int) bool { return out[i].ServerID < out[j].ServerID })
+	return out
 }
 
 // sse writes server-sent events to one response.

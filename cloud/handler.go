@@ -251,15 +251,7 @@ func (h *Handler) pool(g *resource.Gateway) (*protocol.Pool, error) {
 	c := h.codecs[p.ID]
 	if c == nil || c.version != version {
 		c = &compiled{version: version}
-		var pkg *protocol.Package
-		switch p.Type {
-		case resource.ProtocolPackage:
-			pkg, err = protocol.ParsePackage(p.Package)
-		case resource.ProtocolLocal:
-			pkg, err = protocol.LoadDir(p.Configuration.Location)
-		default:
-			err = fmt.Errorf("protocol %s has type %q, which has no codec", p.ID, p.Type)
-		}
+		pkg, err := protocol.Load(p)
 		if err == nil {
 			c.pool, err = protocol.NewPool(pkg, h.cfg.PoolSize)
 		}

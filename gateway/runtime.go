@@ -173,7 +173,7 @@ func (r *Runtime) codecFor(p *resource.Protocol, g *resource.Gateway, transport 
 	r.mu.Unlock()
 	if c == nil || c.version != version {
 		c = &compiled{version: version}
-		pkg, err := loadPackage(p)
+		pkg, err := protocol.Load(p)
 		if err == nil {
 			c.pool, err = protocol.NewPool(pkg, r.cfg.PoolSize)
 		}
@@ -189,17 +189,6 @@ func (r *Runtime) codecFor(p *resource.Protocol, g *resource.Gateway, transport 
 		return nil, c.err
 	}
 	return &scriptCodec{pool: c.pool, transport: transport, metrics: r.cfg.Metrics, protocolID: p.ID}, nil
-}
-
-// loadPackage reads an uploaded package or a local directory.
-func loadPackage(p *resource.Protocol) (*protocol.Package, error) {
-	switch p.Type {
-	case resource.ProtocolPackage:
-		return protocol.ParsePackage(p.Package)
-	case resource.ProtocolLocal:
-		return protocol.LoadDir(p.Configuration.Location)
-	}
-	return nil, fmt.Errorf("protocol %s has type %q, which has no codec", p.ID, p.Type)
 }
 
 // current is the table now.

@@ -51,15 +51,7 @@ type DevicesConfig struct {
 
 // NewDevices assembles the device side.
 func NewDevices(cfg DevicesConfig) *Devices {
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Metrics == nil {
-		cfg.Metrics = NewMetrics(nil, nil)
-	}
+	defaults(&cfg.Log, &cfg.Now, &cfg.Metrics)
 	if cfg.FlushInterval <= 0 {
 		cfg.FlushInterval = 50 * time.Millisecond
 	}

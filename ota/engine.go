@@ -49,15 +49,7 @@ type EngineConfig struct {
 
 // NewEngine assembles the engine.
 func NewEngine(cfg EngineConfig) *Engine {
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Metrics == nil {
-		cfg.Metrics = NewMetrics(nil, nil)
-	}
+	defaults(&cfg.Log, &cfg.Now, &cfg.Metrics)
 	if cfg.MinRound <= 0 {
 		cfg.MinRound = 50 * time.Millisecond
 	}

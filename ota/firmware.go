@@ -52,15 +52,7 @@ type FirmwareConfig struct {
 
 // NewFirmware assembles a Firmware.
 func NewFirmware(cfg FirmwareConfig) *Firmware {
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Metrics == nil {
-		cfg.Metrics = NewMetrics(nil, nil)
-	}
+	defaults(&cfg.Log, &cfg.Now, &cfg.Metrics)
 	if cfg.Peers == nil {
 		cfg.Peers = func() []string { return nil }
 	}

@@ -1,6 +1,9 @@
 package ota
 
 import (
+	"log/slog"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/linkops/linkops/fsm"
@@ -64,4 +67,18 @@ func NewMetrics(reg prometheus.Registerer, store *fsm.Store) *Metrics {
 		}
 	}
 	return m
+}
+
+// defaults fills what a constructor's configuration left empty: the default logger, the
+// system clock and unregistered metrics.
+func defaults(log **slog.Logger, now *func() time.Time, m **Metrics) {
+	if *log == nil {
+		*log = slog.Default()
+	}
+	if *now == nil {
+		*now = time.Now
+	}
+	if *m == nil {
+		*m = NewMetrics(nil, nil)
+	}
 }

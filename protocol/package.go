@@ -17,6 +17,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/linkops/linkops/resource"
 )
 
 // Transports a package may declare, in their canonical spelling.
@@ -352,4 +354,15 @@ func canonicalTransport(t string) (string, bool) {
 
 func manifestError(format string, args ...any) *Error {
 	return &Error{Field: "manifest", Message: "manifest.json: " + fmt.Sprintf(format, args...)}
+}
+
+// Load reads a protocol resource's codec: its uploaded package, or its local directory.
+func Load(p *resource.Protocol) (*Package, error) {
+	switch p.Type {
+	case resource.ProtocolPackage:
+		return ParsePackage(p.Package)
+	case resource.ProtocolLocal:
+		return LoadDir(p.Configuration.Location)
+	}
+	return nil, fmt.Errorf("protocol %s has type %q, which has no codec", p.ID, p.Type)
 }
