@@ -210,32 +210,10 @@ func taskDevicesCmd(g *globals) *cobra.Command {
 		Short: "List a task's devices with their state, progress and error",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			ctx, cancel := g.ctx()
-			defer cancel()
-			var out map[string]any
 			path := taskPath + "/" + url.PathEscape(args[0]) + "/devices" +
 				client.Query("state", state, "page", strconv.Itoa(page), "pageSize", strconv.Itoa(pageSize))
-			if _, err := g.client().Do(ctx, http.MethodGet, path, nil, &out); err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return g.print(out, nil)
-			}
-			items, _ := out["items"].([]any)
-			rows := make([]map[string]any, 0, len(items))
-			for _, it := range items {
-				if m, ok := it.(map[string]any); ok {
-					for _, k := range []string{"createdAt", "upgradeTime", "completeTime"} {
-						m[k] = shortTime(m[k])
-					}
-					rows = append(rows, m)
-				}
-			}
-			if err := writeRows(g.stdout, rows, taskDeviceColumns, true); err != nil {
-				return err
-			}
-			fmt.Fprintf(g.stdout, "(%v in all, page %d)\n", out["total"], page)
-			return nil
+			_, err := g.pagedTable(path, page, taskDeviceColumns, "createdAt", "upgradeTime", "completeTime")
+			return err
 		},
 	}
 	c.Flags().StringVar(&state, "state", "", "only devices in this state: waiting, processing, success, failed or canceled")
