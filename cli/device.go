@@ -21,10 +21,11 @@ import (
 )
 
 // deviceCmds are the device commands beyond the generic ones: the downlinks (read, write,
-// invoke), the message stream (watch) and disconnect (SPEC §4.6).
+// invoke), the message stream (watch), disconnect (SPEC §4.6) and a GB/T 28181 device's
+// channels.
 func deviceCmds(g *globals, r opResource) []*cobra.Command {
 	return []*cobra.Command{deviceReadCmd(g, r), deviceWriteCmd(g, r), deviceInvokeCmd(g, r),
-		deviceWatchCmd(g, r), deviceDisconnectCmd(g, r)}
+		deviceWatchCmd(g, r), deviceDisconnectCmd(g, r), deviceChannelsCmd(g, r)}
 }
 
 const timeoutUsage = "how long to wait for the device's answer, e.g. 5s (default: the node's, 10s; at most 60s)"

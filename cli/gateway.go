@@ -38,6 +38,20 @@ func gatewaySessionsCmd(g *globals, r opResource) *cobra.Command {
 	return c
 }
 
+var gatewayStatusColumns = []column{{"NODE", "serverId"}, {"STATE", "state"}, {"ADDRESS", "address"}, {"SINCE", "since"}, {"ERROR", "error"}}
+
+// gatewayStatusCmd is `linkops gateway status ID`: the gateway's runtime on every node.
+func gatewayStatusCmd(g *globals, r opResource) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status ID",
+		Short: "Show the gateway's state on every node (running, standby, failed with the error, stopped, unreachable)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return g.nodeStatus(r.path+"/"+url.PathEscape(args[0])+"/status", gatewayStatusColumns)
+		},
+	}
+}
+
 // pagedTable GETs one page of a list, prints it as JSON or as a table of cols (the fields
 // named by times shown to the second) with its total, and returns the answer when it
 // printed a table (nil for JSON).

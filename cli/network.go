@@ -19,15 +19,30 @@ func networkStatusCmd(g *globals) *cobra.Command {
 		Use: "status ID", Short: "Show the component's state on every node (running, failed with the error, stopped, not_configured, unreachable)",
 		Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			ctx, cancel := g.ctx()
-			defer cancel()
-			var out map[string]any
-			if _, err := g.client().Do(ctx, http.MethodGet, "/api/v1/network-components/"+url.PathEscape(args[0])+"/status", nil, &out); err != nil {
-				return err
-			}
-			return g.print(out, statusColumns)
+			return g.nodeStatus("/api/v1/network-components/"+url.PathEscape(args[0])+"/status", statusColumns)
 		},
 	}
+}
+
+// nodeStatus GETs a status on every node ({items: [{serverId, state, ...}]}) and prints
+// it as JSON or as a table of cols, since shown to the second; network and gateway status
+// share it.
+func (g *globals) nodeStatus(path string, cols []column) error {
+	ctx, cancel := g.ctx()
+	defer cancel()
+	var out map[string]any
+	if _, err := g.client().Do(ctx, http.MethodGet, path, nil, &out); err != nil {
+		return err
+	}
+	if g.output != "json" {
+		items, _ := out["items"].([]any)
+		for _, it := range items {
+			if m, ok := it.(map[string]any); ok {
+				m["since"] = shortTime(m["since"])
+			}
+		}
+	}
+	return g.print(out, cols)
 }
 
 // networkDebugCmd is `linkops network debug ID`: follows the component's debug stream

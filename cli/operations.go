@@ -72,7 +72,7 @@ func operationCmds(g *globals) []*cobra.Command {
 			cmd.AddCommand(protocolUploadCmd(g, r))
 		}
 		if r.use == "gateway" {
-			cmd.AddCommand(gatewaySessionsCmd(g, r))
+			cmd.AddCommand(gatewaySessionsCmd(g, r), gatewayStatusCmd(g, r))
 		}
 		if r.use == "device" {
 			cmd.AddCommand(deviceBatchCmd(g, r))

@@ -54,7 +54,7 @@ func NewRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(agentCmd(g), loginCmd(g), membersCmd(g), snapshotCmd(g), certificateCmd(g), userCmd(g))
 	root.AddCommand(operationCmds(g)...)
 	root.AddCommand(logsCmd(g))
-	root.AddCommand(firmwareCmd(g), taskCmd(g))
+	root.AddCommand(firmwareCmd(g), taskCmd(g), videoCmd(g))
 	return root
 }
 

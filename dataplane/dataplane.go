@@ -20,6 +20,7 @@ import (
 	"github.com/linkops/linkops/listeners/tcp"
 	"github.com/linkops/linkops/listeners/udp"
 	"github.com/linkops/linkops/listeners/websocket"
+	"github.com/linkops/linkops/media"
 	"github.com/linkops/linkops/modbus"
 	"github.com/linkops/linkops/ota"
 	"github.com/linkops/linkops/ota/blob"
@@ -27,6 +28,7 @@ import (
 	"github.com/linkops/linkops/resource"
 	"github.com/linkops/linkops/session"
 	"github.com/linkops/linkops/sip"
+	"github.com/linkops/linkops/video"
 )
 
 // Types is the one table of listener implementations, by component type. An eighth
@@ -78,6 +80,8 @@ type DataPlane struct {
 	ota      *ota.Service
 	otaStats *ota.Metrics
 	sip      *sip.Service
+	media    *media.Servers
+	video    *video.Service
 	cloud    *cloud.Handler
 	modbus   *modbus.Service
 }
@@ -110,11 +114,16 @@ func New(cfg Config) (*DataPlane, error) {
 	gateways := gateway.New(gateway.Config{NodeID: cfg.NodeID, Store: cfg.Store, Sessions: sessions,
 		Metrics: gateway.NewMetrics(cfg.Registry), Log: cfg.Log.With("component", "gateways"), PoolSize: cfg.PoolSize})
 	hub := listeners.NewHub()
+	var videoService *video.Service // the SIP service tells it of calls that ended; it sends through SIP
 	sipService := sip.New(sip.Config{NodeID: cfg.NodeID, Store: cfg.Store, Sessions: sessions,
-		Metrics: sip.NewMetrics(cfg.Registry), Log: cfg.Log})
+		Metrics: sip.NewMetrics(cfg.Registry), Log: cfg.Log,
+		CallEnded: func(deviceID, channelID, reason string) { videoService.Ended(deviceID, channelID, reason) }})
+	mediaServers := media.NewServers(cfg.Store, cfg.Registry, cfg.Log.With("component", "media"))
+	videoService = video.New(video.Config{SIP: sipService, Media: mediaServers, Registry: cfg.Registry, Log: cfg.Log})
 	modbusService := modbus.New(modbus.Config{NodeID: cfg.NodeID, Store: cfg.Store, Sessions: sessions,
 		Metrics: modbus.NewMetrics(cfg.Registry), Log: cfg.Log})
 	return &DataPlane{cfg: cfg, hub: hub, sessions: sessions, gateways: gateways, props: props, sip: sipService, modbus: modbusService,
+		media: mediaServers, video: videoService,
 		cloud: cloud.New(cloud.Config{Store: cfg.Store, Sessions: sessions, Registry: cfg.Registry,
 			Log: cfg.Log.With("component", "cloud"), PoolSize: cfg.PoolSize}),
 		ota: &ota.Service{Firmware: firmware, Devices: devices}, otaStats: otaStats,
@@ -144,9 +153,12 @@ func (d *DataPlane) Run(ctx context.Context) {
 	go func() { defer close(gwDone); d.gateways.Run(ctx) }()
 	sipDone := make(chan struct{})
 	go func() { defer close(sipDone); d.sip.Run(ctx) }()
+	mediaDone := make(chan struct{})
+	go func() { defer close(mediaDone); d.media.Run(ctx) }()
 	d.sup.Run(ctx)
 	<-gwDone
 	<-sipDone
+	<-mediaDone
 	stopSessions()
 	<-sessDone
 	<-otaDone
@@ -177,6 +189,11 @@ func (d *DataPlane) Modbus() *modbus.Service { return d.modbus }
 // GatewayStatus is this node's state of a gateway (GET /api/v1/gateways/{id}/status): the
 // Modbus poller of a modbus-tcp gateway; for the others whether this node serves it.
 func (d *DataPlane) GatewayStatus(g *resource.Gateway) listeners.Status {
+	if g.Provider == resource.ProviderGB28181 {
+		st := d.sip.Status(g)
+		return listeners.Status{ServerID: d.cfg.NodeID, State: st.State, Error: st.Error, Address: st.Address,
+			Connections: st.Registered, Since: st.Since}
+	}
 	if g.Provider == resource.ProviderModbusTCP {
 		if !g.Enabled() {
 			return listeners.Status{ServerID: d.cfg.NodeID, State: listeners.StateStopped}
@@ -190,8 +207,9 @@ func (d *DataPlane) GatewayStatus(g *resource.Gateway) listeners.Status {
 	return listeners.Status{ServerID: d.cfg.NodeID, State: state}
 }
 
-// Video is this node's GB/T 28181 side: the channels of the cameras registered here.
-func (d *DataPlane) Video() *sip.Service { return d.sip }
+// Video is this node's GB/T 28181 side: the channels of the cameras registered here and
+// the streams they play.
+func (d *DataPlane) Video() *video.Service { return d.video }
 
 // OTA is this node's firmware and firmware-topic side (the API serves it).
 func (d *DataPlane) OTA() *ota.Service { return d.ota }

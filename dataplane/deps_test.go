@@ -20,6 +20,8 @@ func TestPackagesImportWhatTheirDocsAllow(t *testing.T) {
 		"dataplane":         {"github.com/hashicorp/raft", mod + "api", mod + "cluster"},
 		"cloud":             {"github.com/hashicorp/raft", mod + "api", mod + "cluster", mod + "listeners"},
 		"sip":               {"github.com/hashicorp/raft", mod + "api", mod + "cluster", mod + "listeners", mod + "media"},
+		"media":             {"github.com/hashicorp/raft", mod + "api", mod + "cluster", mod + "sip", mod + "session"},
+		"video":             {"github.com/hashicorp/raft", mod + "api", mod + "cluster", mod + "listeners"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", mod+pkg).CombinedOutput()

@@ -2,7 +2,10 @@
 // node: a SIP server (emiago/sipgo, UDP and TCP) for every enabled GB/T 28181 gateway that
 // applies to the node, REGISTER with per-device digest nonces, unregister, keepalives, the
 // Catalog query after a registration and the channels its answers report, kept here on the
-// node holding the registration.
+// node holding the registration; and the INVITE dialogs of video plays (invite.go): the SDP
+// offer, the 10 s answer deadline with sipgo's force-cancel (or a CANCEL after a
+// provisional answer), ACK, BYE either way, and the calls ended when their camera
+// unregisters, goes silent or the gateway stops here (Config.CallEnded tells package video).
 //
 // It must not touch the replicated state (devices go online and offline through
 // session.Manager, which writes presence), HTTP routing (package api asks it for channels

@@ -57,12 +57,19 @@ type server struct {
 	gatewayID string
 	sp        spec
 	client    *sipgo.Client
-	log       *slog.Logger
+	// dialogs sends INVITEs and their BYEs; RewriteContact sends in-dialog requests to
+	// the address the answer came from (NAT), not the camera's Contact.
+	dialogs *sipgo.DialogUA
+	// host and port are this server's address as the cameras reach it (Contact).
+	host string
+	port int
+	log  *slog.Logger
 }
 
 // serve binds the gateway's UDP and TCP sockets and answers on them until ctx ends or a
 // socket fails.
-func (s *Service) serve(ctx context.Context, sp spec, log *slog.Logger) error {
+func (s *Service) serve(ctx context.Context, u *unit, log *slog.Logger) error {
+	sp := u.spec
 	pc, err := net.ListenPacket("udp", sp.addr())
 	if err != nil {
 		return err
@@ -104,14 +111,19 @@ func (s *Service) serve(ctx context.Context, sp spec, log *slog.Logger) error {
 		ln.Close()
 		return err
 	}
-	g := &server{svc: s, gatewayID: sp.GatewayID, sp: sp, client: client, log: log}
+	g := &server{svc: s, gatewayID: sp.GatewayID, sp: sp, client: client, host: host, port: sp.Port, log: log}
+	g.dialogs = &sipgo.DialogUA{Client: client, RewriteContact: true,
+		ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: host, Port: sp.Port}}}
 	srv.OnRegister(g.onRegister)
 	srv.OnMessage(g.onMessage)
+	srv.OnBye(g.onBye)
 
 	errs := make(chan error, 2)
 	go func() { errs <- srv.ServeUDP(&packetConn{PacketConn: pc, log: log}) }()
 	go func() { errs <- srv.ServeTCP(&listener{Listener: ln, idle: TCPIdleTimeout, log: log}) }()
 	log.Info("SIP server running", "udp", pc.LocalAddr().String(), "tcp", ln.Addr().String())
+	u.set(StateRunning, nil, ln.Addr().String())
+	u.live.Store(g)
 	select {
 	case <-ctx.Done():
 		err = nil
@@ -120,6 +132,8 @@ func (s *Service) serve(ctx context.Context, sp spec, log *slog.Logger) error {
 			err = errStopped
 		}
 	}
+	u.live.Store(nil)
+	s.endCalls(func(c *Call) bool { return c.srv == g }, "the gateway's SIP server stopped on this node")
 	pc.Close()
 	ln.Close()
 	srv.Close()
@@ -350,6 +364,7 @@ func (s *Service) unregister(id string) {
 	s.devMu.Lock()
 	delete(s.devices, id)
 	s.devMu.Unlock()
+	go s.endCalls(func(c *Call) bool { return c.DeviceID == id }, "the camera unregistered")
 	if sess := s.cfg.Sessions.Get(id); sess != nil {
 		s.cfg.Sessions.Closed(sess, "unregistered (REGISTER with Expires: 0)")
 	}

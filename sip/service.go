@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -42,6 +43,9 @@ type Config struct {
 	Metrics  *Metrics
 	Log      *slog.Logger
 	Now      func() time.Time
+	// CallEnded hears of every video call that ended without Bye being asked: the camera
+	// sent BYE, unregistered or went silent, or the gateway stopped here.
+	CallEnded func(deviceID, channelID, reason string)
 }
 
 // Service keeps this node's SIP servers equal to the replicated state, the way
@@ -60,6 +64,7 @@ type Service struct {
 	devices map[string]*device
 	nonces  map[string]nonce
 	sn      int
+	calls   map[string]*Call // by dialog id
 }
 
 // spec is what one gateway runs on this node; its sockets are all a restart depends on
@@ -85,7 +90,7 @@ func New(cfg Config) *Service {
 		cfg.Now = time.Now
 	}
 	return &Service{cfg: cfg, log: cfg.Log.With("component", "sip"), units: map[string]*unit{},
-		devices: map[string]*device{}, nonces: map[string]nonce{}}
+		devices: map[string]*device{}, nonces: map[string]nonce{}, calls: map[string]*Call{}}
 }
 
 // desired reads which SIP servers this node must run, by gateway id.
@@ -143,6 +148,71 @@ func (s *Service) reconcile(ctx context.Context, want map[string]spec) {
 	}
 }
 
+// liveServer is the gateway's SIP server while it serves on this node.
+func (s *Service) liveServer(gatewayID string) *server {
+	s.mu.Lock()
+	u := s.units[gatewayID]
+	s.mu.Unlock()
+	if u == nil {
+		return nil
+	}
+	return u.live.Load()
+}
+
+// States of a gateway's SIP server on this node (Status), as listeners name a component's.
+const (
+	StateRunning       = "running"
+	StateFailed        = "failed"
+	StateStopped       = "stopped"
+	StateNotConfigured = "not_configured"
+)
+
+// Status is a gateway's SIP server on this node; Registered counts the cameras registered
+// through it here.
+type Status struct {
+	State, Error, Address string
+	Registered            int64
+	Since                 *time.Time
+}
+
+// Status is this node's SIP server of gateway g (GET /api/v1/gateways/{id}/status):
+// running with its address, failed with the bind error, stopped when g is disabled,
+// not_configured when its per-node configuration has no entry for this node.
+func (s *Service) Status(g *resource.Gateway) Status {
+	st := Status{State: StateStopped}
+	if !g.Enabled() || g.Configuration == nil {
+		return st
+	}
+	if _, ok := g.Configuration.SIPPlacement().For(s.cfg.NodeID); !ok {
+		st.State = StateNotConfigured
+		return st
+	}
+	s.mu.Lock()
+	u := s.units[g.ID]
+	s.mu.Unlock()
+	if u == nil {
+		return st // not reconciled yet
+	}
+	u.statusMu.Lock()
+	defer u.statusMu.Unlock()
+	st.State, st.Error, st.Address = u.state, u.err, u.address
+	if st.State == "" {
+		st.State = StateStopped
+	}
+	if !u.since.IsZero() {
+		since := u.since
+		st.Since = &since
+	}
+	s.devMu.Lock()
+	for _, d := range s.devices {
+		if d.gatewayID == g.ID && s.cfg.Sessions.Get(d.id) == d.sess {
+			st.Registered++
+		}
+	}
+	s.devMu.Unlock()
+	return st
+}
+
 func (s *Service) stopAll() {
 	s.mu.Lock()
 	for id, u := range s.units {
@@ -165,6 +235,7 @@ func (s *Service) forgetGateway(id string) {
 		}
 	}
 	s.devMu.Unlock()
+	s.endCalls(func(c *Call) bool { return c.GatewayID == id }, "the gateway stopped on this node")
 }
 
 // prune drops the devices whose session ended (silence, a kick) from time to time.
@@ -179,9 +250,16 @@ func (s *Service) prune(ctx context.Context) {
 		}
 		now := s.cfg.Now()
 		s.devMu.Lock()
+		gone := map[string]bool{}
 		for id, d := range s.devices {
 			if s.cfg.Sessions.Get(id) != d.sess {
 				delete(s.devices, id)
+				gone[id] = true
+			}
+		}
+		for _, c := range s.calls {
+			if s.devices[c.DeviceID] == nil {
+				gone[c.DeviceID] = true
 			}
 		}
 		for id, n := range s.nonces {
@@ -190,6 +268,9 @@ func (s *Service) prune(ctx context.Context) {
 			}
 		}
 		s.devMu.Unlock()
+		if len(gone) > 0 {
+			s.endCalls(func(c *Call) bool { return gone[c.DeviceID] }, "the camera went offline")
+		}
 	}
 }
 
@@ -215,6 +296,25 @@ type unit struct {
 	spec   spec
 	cancel context.CancelFunc
 	done   chan struct{}
+	live   atomic.Pointer[server] // while it serves
+
+	statusMu            sync.Mutex
+	state, err, address string
+	since               time.Time
+}
+
+// set records the unit's state; since moves only when the state or error changes.
+func (u *unit) set(state string, err error, address string) {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	u.statusMu.Lock()
+	defer u.statusMu.Unlock()
+	if u.state != state || u.err != msg {
+		u.since = time.Now().UTC()
+	}
+	u.state, u.err, u.address = state, msg, address
 }
 
 func (u *unit) stop() {
@@ -239,10 +339,11 @@ func (s *Service) run(ctx context.Context, u *unit) {
 	log := s.log.With("gateway", u.spec.GatewayID, "address", u.spec.addr())
 	backoff := MinBackoff
 	for ctx.Err() == nil {
-		err := s.serve(ctx, u.spec, log)
+		err := s.serve(ctx, u, log)
 		if ctx.Err() != nil {
 			return
 		}
+		u.set(StateFailed, err, "")
 		log.Warn("SIP server failed; retrying", "error", err, "retry_in", backoff)
 		select {
 		case <-ctx.Done():

@@ -1,11 +1,8 @@
 package sip_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/md5"
 	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -96,36 +93,36 @@ func TestGB28181OnThreeNodes(t *testing.T) {
 	})
 
 	t.Run("an unknown device gets 403 without a challenge", func(t *testing.T) {
-		cam := dialCamera(t, node3, stranger)
-		if res := cam.request(t, cam.register(3600, nil)); res.StatusCode != 403 {
+		cam := testutil.DialCamera(t, node3, stranger, domain, serverID, password)
+		if res := cam.Request(t, cam.RegisterRequest(3600, nil)); res.StatusCode != 403 {
 			t.Fatalf("unknown device: %d, want 403", res.StatusCode)
 		}
 	})
 
 	t.Run("keepalives, Catalog in two MESSAGEs, Expires 0", func(t *testing.T) {
-		cam := dialCamera(t, node3, camGo)
-		res := cam.request(t, cam.register(3600, nil))
+		cam := testutil.DialCamera(t, node3, camGo, domain, serverID, password)
+		res := cam.Request(t, cam.RegisterRequest(3600, nil))
 		if res.StatusCode != 401 {
 			t.Fatalf("first REGISTER: %d, want 401", res.StatusCode)
 		}
-		res = cam.request(t, cam.register(3600, res))
+		res = cam.Request(t, cam.RegisterRequest(3600, res))
 		if res.StatusCode != 200 || res.GetHeader("Date") == nil || res.GetHeader("Expires") == nil {
 			t.Fatalf("authenticated REGISTER: %s", res.String())
 		}
 		// The server asks for the catalog right after the registration.
-		q := cam.nextRequest(t)
+		q := cam.NextRequest(t, sip.MESSAGE)
 		cmd, err := lsip.DecodeCommand(q.Body())
 		if err != nil || cmd.Kind != lsip.KindQuery || cmd.CmdType != lsip.CmdCatalog || cmd.DeviceID != camGo {
 			t.Fatalf("expected a Catalog query, got %q (%v)", q.Body(), err)
 		}
-		cam.answer(t, q, 200)
+		cam.Answer(t, q, 200, nil)
 		first := fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?><Response><CmdType>Catalog</CmdType><SN>%d</SN><DeviceID>%s</DeviceID><SumNum>2</SumNum><DeviceList Num="1"><Item><DeviceID>34020000001310000001</DeviceID><Name>Gate</Name><Manufacturer>Hikvision</Manufacturer><Model>DS-2CD</Model><Status>ON</Status><ParentID>%s</ParentID></Item></DeviceList></Response>`, cmd.SN, camGo, camGo)
 		second, err := simplifiedchinese.GBK.NewEncoder().String(fmt.Sprintf(`<?xml version="1.0" encoding="GB2312"?><Response><CmdType>Catalog</CmdType><SN>%d</SN><DeviceID>%s</DeviceID><SumNum>2</SumNum><DeviceList Num="1"><Item><DeviceID>34020000001310000002</DeviceID><Name>停车场</Name><Manufacturer>大华</Manufacturer><Model>IPC</Model><Status>OFF</Status><ParentID>%s</ParentID></Item></DeviceList></Response>`, cmd.SN, camGo, camGo))
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, body := range []string{first, second} {
-			if res := cam.request(t, cam.message(body)); res.StatusCode != 200 {
+			if res := cam.Request(t, cam.Message(body)); res.StatusCode != 200 {
 				t.Fatalf("Catalog answer: %d", res.StatusCode)
 			}
 		}
@@ -143,7 +140,7 @@ func TestGB28181OnThreeNodes(t *testing.T) {
 
 		for range 3 {
 			ka := fmt.Sprintf(`<?xml version="1.0"?><Notify><CmdType>Keepalive</CmdType><SN>9</SN><DeviceID>%s</DeviceID><Status>OK</Status></Notify>`, camGo)
-			if res := cam.request(t, cam.message(ka)); res.StatusCode != 200 {
+			if res := cam.Request(t, cam.Message(ka)); res.StatusCode != 200 {
 				t.Fatalf("keepalive: %d", res.StatusCode)
 			}
 		}
@@ -162,15 +159,15 @@ func TestGB28181OnThreeNodes(t *testing.T) {
 			return g["description"] == "lobby cameras"
 		})
 		ka := fmt.Sprintf(`<?xml version="1.0"?><Notify><CmdType>Keepalive</CmdType><SN>10</SN><DeviceID>%s</DeviceID><Status>OK</Status></Notify>`, camGo)
-		if res := cam.request(t, cam.message(ka)); res.StatusCode != 200 {
+		if res := cam.Request(t, cam.Message(ka)); res.StatusCode != 200 {
 			t.Fatalf("keepalive after a description change: %d (the registration was lost)", res.StatusCode)
 		}
 		if d := testutil.GetDevice(t, nodes[2].Admin(t), camGo); d.State != "online" {
 			t.Fatalf("camera went %s after a description change", d.State)
 		}
 
-		res = cam.request(t, cam.register(3600, nil))
-		res = cam.request(t, cam.register(0, res))
+		res = cam.Request(t, cam.RegisterRequest(3600, nil))
+		res = cam.Request(t, cam.RegisterRequest(0, res))
 		if res.StatusCode != 200 {
 			t.Fatalf("REGISTER Expires 0: %d", res.StatusCode)
 		}
@@ -313,154 +310,4 @@ func runSippOver(t *testing.T, transport, addr, id, pass, want string) {
 		}
 		t.Fatalf("sipp (expecting %s): %v\n%s\n%s", want, err, out, errs)
 	}
-}
-
-// camera is the test's own GB/T 28181 device: a UDP socket speaking SIP messages built
-// and parsed with sipgo's sip package.
-type camera struct {
-	id     string
-	conn   *net.UDPConn
-	server *net.UDPAddr
-	cseq   uint32
-	callID string
-	parser *sip.Parser
-	reqs   chan *sip.Request
-	resps  chan *sip.Response
-}
-
-func dialCamera(t *testing.T, addr, id string) *camera {
-	t.Helper()
-	raddr, err := net.ResolveUDPAddr("udp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	c := &camera{id: id, conn: conn, server: raddr, callID: hex.EncodeToString([]byte(id))[:16], parser: sip.NewParser(),
-		reqs: make(chan *sip.Request, 16), resps: make(chan *sip.Response, 16)}
-	go c.read()
-	return c
-}
-
-func (c *camera) read() {
-	buf := make([]byte, 65535)
-	for {
-		n, _, err := c.conn.ReadFromUDP(buf)
-		if err != nil {
-			return
-		}
-		m, err := c.parser.ParseSIP(bytes.Clone(buf[:n]))
-		if err != nil {
-			continue
-		}
-		switch m := m.(type) {
-		case *sip.Request:
-			c.reqs <- m
-		case *sip.Response:
-			c.resps <- m
-		}
-	}
-}
-
-func (c *camera) base(method sip.RequestMethod) *sip.Request {
-	c.cseq++
-	local := c.conn.LocalAddr().(*net.UDPAddr)
-	req := sip.NewRequest(method, sip.Uri{Scheme: "sip", User: serverID, Host: c.server.IP.String(), Port: c.server.Port})
-	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP", Host: local.IP.String(), Port: local.Port,
-		Params: sip.NewParams()}
-	via.Params.Add("branch", sip.GenerateBranch())
-	req.AppendHeader(via)
-	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: c.id, Host: domain}, Params: sip.NewParams()}
-	from.Params.Add("tag", "cam")
-	req.AppendHeader(from)
-	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: c.id, Host: domain}})
-	callID := sip.CallIDHeader(c.callID + string(method))
-	req.AppendHeader(&callID)
-	req.AppendHeader(&sip.CSeqHeader{SeqNo: c.cseq, MethodName: method})
-	maxf := sip.MaxForwardsHeader(70)
-	req.AppendHeader(&maxf)
-	return req
-}
-
-// register builds a REGISTER, answering the challenge of prev when given.
-func (c *camera) register(expires int, prev *sip.Response) *sip.Request {
-	req := c.base(sip.REGISTER)
-	local := c.conn.LocalAddr().(*net.UDPAddr)
-	req.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: c.id, Host: local.IP.String(), Port: local.Port}})
-	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(expires)))
-	if prev != nil {
-		h := prev.GetHeader("WWW-Authenticate").Value()
-		nonce := between(h, `nonce="`, `"`)
-		realm := between(h, `realm="`, `"`)
-		uri := req.Recipient.String()
-		ha1 := md5hex(c.id + ":" + realm + ":" + password)
-		resp := md5hex(ha1 + ":" + nonce + ":" + md5hex("REGISTER:"+uri))
-		req.AppendHeader(sip.NewHeader("Authorization", fmt.Sprintf(`Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", algorithm=MD5`,
-			c.id, realm, nonce, uri, resp)))
-	}
-	req.SetBody(nil)
-	return req
-}
-
-func (c *camera) message(body string) *sip.Request {
-	req := c.base(sip.MESSAGE)
-	req.AppendHeader(sip.NewHeader("Content-Type", "Application/MANSCDP+xml"))
-	req.SetBody([]byte(body))
-	return req
-}
-
-func (c *camera) request(t *testing.T, req *sip.Request) *sip.Response {
-	t.Helper()
-	if _, err := c.conn.WriteToUDP([]byte(req.String()), c.server); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		select {
-		case res := <-c.resps:
-			if res.IsProvisional() || res.CSeq().SeqNo != req.CSeq().SeqNo {
-				continue
-			}
-			return res
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no answer to %s", req.Short())
-		}
-	}
-}
-
-func (c *camera) nextRequest(t *testing.T) *sip.Request {
-	t.Helper()
-	select {
-	case r := <-c.reqs:
-		return r
-	case <-time.After(10 * time.Second):
-		t.Fatal("the server sent no request")
-		return nil
-	}
-}
-
-func (c *camera) answer(t *testing.T, req *sip.Request, code int) {
-	res := sip.NewResponseFromRequest(req, code, "OK", nil)
-	if _, err := c.conn.WriteToUDP([]byte(res.String()), c.server); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func between(s, a, b string) string {
-	i := strings.Index(s, a)
-	if i < 0 {
-		return ""
-	}
-	s = s[i+len(a):]
-	if j := strings.Index(s, b); j >= 0 {
-		return s[:j]
-	}
-	return s
-}
-
-func md5hex(s string) string {
-	sum := md5.Sum([]byte(s))
-	return hex.EncodeToString(sum[:])
 }
