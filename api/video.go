@@ -184,6 +184,8 @@ func videoProblem(err error) error {
 		return problem(http.StatusServiceUnavailable, "no_media_server", "%v", err)
 	case errors.Is(err, video.ErrMediaServer):
 		return problem(http.StatusBadGateway, "media_server_error", "%v", err)
+	case errors.Is(err, video.ErrUnknownChannel):
+		return problem(http.StatusNotFound, "channel_not_found", "%v", err)
 	case errors.Is(err, video.ErrNotPlaying):
 		return problem(http.StatusNotFound, "not_playing", "the channel has no stream playing")
 	}

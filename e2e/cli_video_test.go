@@ -169,6 +169,11 @@ func TestCLIVideo(t *testing.T) {
 		if r.code == 0 || !regexp.MustCompile(`^Error: 4\d\d [a-z_]+: `).MatchString(r.stderr) {
 			t.Errorf("play on an unknown device: exit %d, stderr %q (want the API's problem)", r.code, r.stderr)
 		}
+		// The camera listed its channels: another one is refused at once, without an INVITE.
+		r = runCLI(t, token, "", "video", "play", camID, "--channel", "34020000001310000099", "--addr", addr)
+		if r.code == 0 || !strings.Contains(r.stderr, "404 channel_not_found") {
+			t.Errorf("play of a channel the Catalog lacks: exit %d, stderr %q", r.code, r.stderr)
+		}
 		r = runCLI(t, token, "", "device", "channels", "no-such-device", "--addr", addr)
 		if r.code == 0 || !strings.Contains(r.stderr, "404") {
 			t.Errorf("channels of an unknown device: exit %d, stderr %q", r.code, r.stderr)

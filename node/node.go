@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +49,7 @@ type Node struct {
 	httpLn   net.Listener
 	registry *prometheus.Registry
 	served   chan struct{}
+	inflight sync.WaitGroup // API handlers running
 	pprof    *http.Server
 	// The data plane (listeners) runs from start until stop, before raft stops.
 	data     *dataplane.DataPlane
@@ -219,7 +221,14 @@ func (n *Node) start() error {
 		TempDir:          tmp,
 		RequestTimeout:   n.cfg.RequestTimeout,
 	})
-	n.http = &http.Server{Handler: n.api.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+	apiHandler := n.api.Handler()
+	n.http = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Counted, so that stopping waits for the handlers that Shutdown's deadline cut
+		// off before it tears down what they use (the data plane, raft, the log store).
+		n.inflight.Add(1)
+		defer n.inflight.Done()
+		apiHandler.ServeHTTP(w, r)
+	}), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
 	go func() {
 		defer close(n.served)
 		if err := n.http.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -271,6 +280,7 @@ func (n *Node) stop(ctx context.Context) error {
 			_ = n.http.Close()
 		}
 		<-n.served
+		n.waitHandlers()
 	} else if n.httpLn != nil {
 		_ = n.httpLn.Close()
 	}
@@ -295,6 +305,20 @@ func (n *Node) stop(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// handlerGrace bounds how long stopping waits for API handlers still running after the
+// server was closed (their requests' contexts are cancelled; they end quickly).
+const handlerGrace = 15 * time.Second
+
+func (n *Node) waitHandlers() {
+	done := make(chan struct{})
+	go func() { n.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(handlerGrace):
+		n.log.Warn("API handlers still running after the server closed; stopping anyway", "waited", handlerGrace)
+	}
 }
 
 // replayLimit bounds how long the data plane waits for the local log to be applied before

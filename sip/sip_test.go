@@ -57,6 +57,23 @@ func TestGB28181OnThreeNodes(t *testing.T) {
 	online := func(d testutil.Device) bool { return d.State == "online" }
 	offline := func(d testutil.Device) bool { return d.State == "offline" }
 
+	t.Run("gateway status names each node's SIP server", func(t *testing.T) {
+		testutil.WaitFor(t, 20*time.Second, "the SIP server running on every node", func() bool {
+			var st struct {
+				Items []struct{ ServerID, State, Address string }
+			}
+			testutil.Do(t, admin, http.MethodGet, "/api/v1/gateways/gb/status", nil, &st)
+			running := 0
+			for _, it := range st.Items {
+				i := int(it.ServerID[len(it.ServerID)-1] - '1')
+				if it.State == "running" && i >= 0 && i < 3 && it.Address == net.JoinHostPort(testutil.NodeHosts[i], strconv.Itoa(port)) {
+					running++
+				}
+			}
+			return len(st.Items) == 3 && running == 3
+		})
+	})
+
 	t.Run("garbage costs nothing", func(t *testing.T) {
 		junk := make([]byte, 2000)
 		for range 20 {
@@ -213,6 +230,15 @@ func TestGB28181OnThreeNodes(t *testing.T) {
 			}
 			return err != nil
 		})
+		var st struct {
+			Items []struct{ ServerID, State string }
+		}
+		testutil.Do(t, admin, http.MethodGet, "/api/v1/gateways/gb/status", nil, &st)
+		for _, it := range st.Items {
+			if it.State != "stopped" {
+				t.Errorf("disabled gateway: %s is %s, want stopped", it.ServerID, it.State)
+			}
+		}
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -27,6 +28,8 @@ var PlayTimeout = 10 * time.Second
 var (
 	// ErrNotPlaying: a stop names a channel with no stream from this node.
 	ErrNotPlaying = errors.New("the channel is not playing")
+	// ErrUnknownChannel: the camera's Catalog lists channels, and not this one.
+	ErrUnknownChannel = errors.New("the camera's Catalog has no such channel")
 	// ErrMediaServer: the chosen server refused to open the stream's RTP port.
 	ErrMediaServer = errors.New("the media server refused to open an RTP port")
 )
@@ -78,7 +81,7 @@ func New(cfg Config) *Service {
 	}
 	s := &Service{cfg: cfg, log: cfg.Log.With("component", "video"), streams: map[string]*Stream{}, seq: rand.IntN(10000),
 		plays: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "linkops_video_plays_total",
-			Help: "Video plays handled on this node, by outcome (playing, already_playing, no_media_server, media_server_error, device_timeout, device_refused, device_offline, failed)."},
+			Help: "Video plays handled on this node, by outcome (playing, already_playing, no_media_server, media_server_error, device_timeout, device_refused, device_offline, channel_not_found, failed)."},
 			[]string{"outcome"}),
 		playing: prometheus.NewGauge(prometheus.GaugeOpts{Name: "linkops_video_streams",
 			Help: "Video streams playing from this node."})}
@@ -130,6 +133,8 @@ func outcome(err error) string {
 		return "device_refused"
 	case errors.Is(err, sip.ErrNotRegistered):
 		return "device_offline"
+	case errors.Is(err, ErrUnknownChannel):
+		return "channel_not_found"
 	}
 	return "failed"
 }
@@ -138,6 +143,12 @@ func (s *Service) play(ctx context.Context, deviceID, channelID string) (*Stream
 	_, domain, ok := s.cfg.SIP.Registration(deviceID)
 	if !ok {
 		return nil, sip.ErrNotRegistered
+	}
+	// A camera that answered its Catalog is only asked for a channel it listed; one that
+	// did not (some IPCs never do) is asked for whatever the user names.
+	if chans, _ := s.cfg.SIP.Channels(deviceID); len(chans) > 0 &&
+		!slices.ContainsFunc(chans, func(c sip.Channel) bool { return c.ChannelID == channelID }) {
+		return nil, fmt.Errorf("%w: %s (it lists %d)", ErrUnknownChannel, channelID, len(chans))
 	}
 	server, err := s.cfg.Media.Pick(ctx)
 	if err != nil {
@@ -214,7 +225,9 @@ func (s *Service) Ended(deviceID, channelID, reason string) {
 }
 
 // Channels is the catalog of a camera registered on this node (false: not registered here).
-func (s *Service) Channels(deviceID string) ([]sip.Channel, bool) { return s.cfg.SIP.Channels(deviceID) }
+func (s *Service) Channels(deviceID string) ([]sip.Channel, bool) {
+	return s.cfg.SIP.Channels(deviceID)
+}
 
 // Streams lists the streams playing from this node.
 func (s *Service) Streams() []*Stream {

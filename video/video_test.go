@@ -329,4 +329,3 @@ func waitSIP(t *testing.T, addr string) {
 		return err == nil
 	})
 }
-
