@@ -335,13 +335,20 @@ func (s *Server) holder(id string) (string, error) {
 	return "", errDeviceOffline
 }
 
+// deviceHolder is the route's device (404 when it does not exist) and the node holding
+// its session (errDeviceOffline when none does).
+func (s *Server) deviceHolder(c echo.Context) (id, holder string, err error) {
+	id = c.Param("id")
+	if _, err := s.cfg.Store.Get(resource.Devices, id); err != nil {
+		return id, "", err
+	}
+	holder, err = s.holder(id)
+	return id, holder, err
+}
+
 // kickDevice disconnects a device through the node that holds it.
 func (s *Server) kickDevice(c echo.Context) error {
-	id := c.Param("id")
-	if _, err := s.cfg.Store.Get(resource.Devices, id); err != nil {
-		return err
-	}
-	holder, err := s.holder(id)
+	id, holder, err := s.deviceHolder(c)
 	if err != nil {
 		return err
 	}

@@ -99,15 +99,7 @@ func videoRequest(c echo.Context) (VideoRequest, error) {
 
 // videoPlay plays on the node holding the camera's registration.
 func (s *Server) videoPlay(c echo.Context) error {
-	id := c.Param("id")
-	req, err := videoRequest(c)
-	if err != nil {
-		return err
-	}
-	if _, err := s.cfg.Store.Get(resource.Devices, id); err != nil {
-		return err
-	}
-	holder, err := s.holder(id)
+	req, id, holder, err := s.videoTarget(c)
 	if err != nil {
 		return err
 	}
@@ -127,16 +119,17 @@ func (s *Server) videoPlay(c echo.Context) error {
 	return c.JSON(http.StatusOK, st)
 }
 
+// videoTarget reads a video request and finds the node holding the camera's registration.
+func (s *Server) videoTarget(c echo.Context) (req VideoRequest, id, holder string, err error) {
+	if req, err = videoRequest(c); err != nil {
+		return req, "", "", err
+	}
+	id, holder, err = s.deviceHolder(c)
+	return req, id, holder, err
+}
+
 func (s *Server) videoStop(c echo.Context) error {
-	id := c.Param("id")
-	req, err := videoRequest(c)
-	if err != nil {
-		return err
-	}
-	if _, err := s.cfg.Store.Get(resource.Devices, id); err != nil {
-		return err
-	}
-	holder, err := s.holder(id)
+	req, id, holder, err := s.videoTarget(c)
 	if err != nil {
 		return err
 	}
