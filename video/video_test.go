@@ -40,14 +40,7 @@ func TestVideoPlayOnThreeNodes(t *testing.T) {
 	nodes := testutil.StartCluster(t, 3)
 	admin := nodes[0].Admin(t)
 	port := testutil.FreePort(t, "udp")
-	var cluster []map[string]any
-	for i := range nodes {
-		cluster = append(cluster, map[string]any{"serverId": fmt.Sprintf("node%d", i+1),
-			"configuration": map[string]any{"host": testutil.NodeHosts[i], "port": port}})
-	}
-	testutil.Do(t, admin, http.MethodPost, "/api/v1/gateways", map[string]any{"id": "gb", "name": "gb", "provider": "gb28181-2016",
-		"configuration": map[string]any{"sipId": serverID, "domain": domain, "password": password, "shareCluster": false,
-			"cluster": cluster}, "state": "enabled"}, nil)
+	testutil.GB28181PerNode(t, admin, len(nodes), port, serverID, domain, password, nil)
 	testutil.CreateProductWithDevices(t, admin, "cams", "gb", camID, mute)
 
 	// Three ZLMediaKit stand-ins: z1 opens ports of a dynamic range, z2 lets the server pick

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/linkops/linkops/client"
 )
 
 // Camera is the tests' own GB/T 28181 device: one UDP socket speaking SIP messages built
@@ -312,3 +315,21 @@ func (c *Camera) Bye(t testing.TB, invite *sip.Request) *sip.Response {
 }
 
 func (c *Camera) answerTag() string { return "cam-" + c.ID[len(c.ID)-4:] }
+
+// GB28181PerNode creates the enabled gb28181-2016 gateway "gb" with a per-node SIP server
+// on each of n nodes (node1 on NodeHosts[0], …), all on port, with configuration extra
+// added (keepaliveTimeoutSeconds, say).
+func GB28181PerNode(t testing.TB, admin *client.Client, n, port int, sipID, domain, password string, extra map[string]any) {
+	t.Helper()
+	var cluster []map[string]any
+	for i := range n {
+		cluster = append(cluster, map[string]any{"serverId": fmt.Sprintf("node%d", i+1),
+			"configuration": map[string]any{"host": NodeHosts[i], "port": port}})
+	}
+	conf := map[string]any{"sipId": sipID, "domain": domain, "password": password, "shareCluster": false, "cluster": cluster}
+	for k, v := range extra {
+		conf[k] = v
+	}
+	Do(t, admin, http.MethodPost, "/api/v1/gateways", map[string]any{"id": "gb", "name": "gb", "provider": "gb28181-2016",
+		"configuration": conf, "state": "enabled"}, nil)
+}
