@@ -44,8 +44,8 @@ func TestGB28181OnThreeNodes(t *testing.T) {
 	testutil.CreateProductWithDevices(t, admin, "cams", "gb", camSipp, camGo, camLate)
 	node2 := net.JoinHostPort(testutil.NodeHosts[1], strconv.Itoa(port))
 	node3 := net.JoinHostPort(testutil.NodeHosts[2], strconv.Itoa(port))
-	waitSIP(t, node2)
-	waitSIP(t, node3)
+	testutil.WaitSIP(t, node2)
+	testutil.WaitSIP(t, node3)
 
 	online := func(d testutil.Device) bool { return d.State == "online" }
 	offline := func(d testutil.Device) bool { return d.State == "offline" }
@@ -271,17 +271,6 @@ func metrics(t *testing.T, c *client.Client) string {
 		t.Fatal(err)
 	}
 	return string(b)
-}
-
-// waitSIP waits until the SIP server at addr accepts TCP connections.
-func waitSIP(t *testing.T, addr string) {
-	testutil.WaitFor(t, 20*time.Second, "SIP server at "+addr, func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
 }
 
 const sippScenario = `<?xml version="1.0" encoding="ISO-8859-1" ?>

@@ -63,7 +63,7 @@ func TestVideoPlayOnThreeNodes(t *testing.T) {
 	}
 
 	node3 := net.JoinHostPort(testutil.NodeHosts[2], strconv.Itoa(port))
-	waitSIP(t, node3)
+	testutil.WaitSIP(t, node3)
 	cam := testutil.DialCamera(t, node3, camID, domain, serverID, password)
 	cam.Register(t)
 	silent := testutil.DialCamera(t, node3, mute, domain, serverID, password)
@@ -310,15 +310,4 @@ func problemCode(err error) string {
 		return p.Code
 	}
 	return ""
-}
-
-// waitSIP waits until the SIP server at addr accepts TCP connections.
-func waitSIP(t *testing.T, addr string) {
-	testutil.WaitFor(t, 20*time.Second, "SIP server at "+addr, func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
 }

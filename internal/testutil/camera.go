@@ -333,3 +333,15 @@ func GB28181PerNode(t testing.TB, admin *client.Client, n, port int, sipID, doma
 	Do(t, admin, http.MethodPost, "/api/v1/gateways", map[string]any{"id": "gb", "name": "gb", "provider": "gb28181-2016",
 		"configuration": conf, "state": "enabled"}, nil)
 }
+
+// WaitSIP waits until the SIP server at addr accepts TCP connections.
+func WaitSIP(t testing.TB, addr string) {
+	t.Helper()
+	WaitFor(t, 20*time.Second, "SIP server at "+addr, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
