@@ -50,6 +50,41 @@ func (s *Server) registerClusterRoutes() {
 		Summary: "Replace the whole state with a snapshot saved by GET /api/v1/cluster/snapshot"}, s.restoreSnapshot)
 	s.add(&Route{Method: http.MethodGet, Path: "/metrics", Access: Viewer, Tag: "cluster", Raw: true, Local: true,
 		Summary: "Prometheus metrics of this node"}, echo.WrapHandler(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})))
+	// The console's cluster page charts every node from the one node it talks to: a browser
+	// may only call its own origin, so that node fetches the others' metrics for it.
+	s.add(&Route{Method: http.MethodGet, Path: "/api/v1/cluster/nodes/:id/metrics", Access: Viewer, Tag: "cluster", Raw: true, Local: true,
+		Summary: "Prometheus metrics of one node of the cluster, fetched from that node"}, s.nodeMetrics)
+	s.add(&Route{Method: http.MethodGet, Path: internalMetricsPath, Access: Internal, Tag: "internal", Raw: true, Local: true,
+		Summary: "This node's Prometheus metrics, for a peer"}, echo.WrapHandler(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})))
+}
+
+const internalMetricsPath = "/internal/v1/metrics"
+
+// nodeMetrics answers this node's metrics itself and relays another node's: 404 for a
+// node the cluster does not know, 503 node_unreachable for one that does not answer.
+func (s *Server) nodeMetrics(c echo.Context) error {
+	id := c.Param("id")
+	if id == s.cfg.NodeID {
+		promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}).ServeHTTP(c.Response(), c.Request())
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	resp, err := s.cfg.Raft.StreamNode(ctx, id, cluster.Call{Path: internalMetricsPath})
+	switch {
+	case errors.Is(err, cluster.ErrUnknownNode):
+		return problem(http.StatusNotFound, "not_found", "no node %q in the cluster", id)
+	case err != nil:
+		return problem(http.StatusServiceUnavailable, "node_unreachable", "node %s did not answer: %v", id, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return problem(http.StatusServiceUnavailable, "node_unreachable", "node %s answered %s", id, resp.Status)
+	}
+	c.Response().Header().Set(echo.HeaderContentType, resp.Header.Get(echo.HeaderContentType))
+	c.Response().WriteHeader(http.StatusOK)
+	_, err = io.Copy(c.Response(), resp.Body)
+	return err
 }
 
 // SnapshotTimeout bounds a forwarded snapshot save or restore: a large state takes far

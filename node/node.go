@@ -31,6 +31,7 @@ import (
 	"github.com/linkops/linkops/ota"
 	"github.com/linkops/linkops/ota/blob"
 	"github.com/linkops/linkops/resource"
+	"github.com/linkops/linkops/web"
 )
 
 // ErrNodeIDMismatch: the data directory was created by a node with another id.
@@ -221,7 +222,8 @@ func (n *Node) start() error {
 		TempDir:          tmp,
 		RequestTimeout:   n.cfg.RequestTimeout,
 	})
-	apiHandler := n.api.Handler()
+	// The console's page and files, then the API: every node serves both (web package).
+	apiHandler := web.Handler(n.api.Handler())
 	n.http = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Counted, so that stopping waits for the handlers that Shutdown's deadline cut
 		// off before it tears down what they use (the data plane, raft, the log store).

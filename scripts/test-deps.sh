@@ -13,6 +13,8 @@
 #   mosquitto_pub/sub real MQTT clients for MQTT_SERVER tests       (mosquitto-clients)
 #   coap-client-*    real CoAP clients, plain and DTLS (libcoap)     (libcoap3-bin)
 #   openssl          TLS and DTLS clients in listener tests          (openssl)
+#   sipp             a real SIP camera for the GB/T 28181 tests      (sip-tester)
+#   chromium         the browser the web console tests drive         (chromium, fonts-noto-cjk)
 #   versitygw        a real S3 server for the blob-store tests       (go install, below)
 #
 # Recommended packages are skipped: vagrant would otherwise pull in libvirt, qemu and a
@@ -40,6 +42,9 @@ want coap-client-notls libcoap3-bin
 want coap-client-openssl libcoap3-bin
 want openssl openssl
 want sipp sip-tester
+want chromium chromium
+# The console is bilingual: without a CJK font its Chinese screenshots show boxes.
+[[ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ]] || need+=(fonts-noto-cjk)
 
 # versitygw, the S3 server of the blob-store tests, is a Go program and not a Debian
 # package: installed with `go install` into the directory internal/testutil looks in (same

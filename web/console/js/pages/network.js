@@ -1,0 +1,2 @@
+// placeholder: replaced by the real page.
+export const routes = [];
