@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"sort"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -51,40 +53,58 @@ func (s *Server) registerClusterRoutes() {
 	s.add(&Route{Method: http.MethodGet, Path: "/metrics", Access: Viewer, Tag: "cluster", Raw: true, Local: true,
 		Summary: "Prometheus metrics of this node"}, echo.WrapHandler(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})))
 	// The console's cluster page charts every node from the one node it talks to: a browser
-	// may only call its own origin, so that node fetches the others' metrics for it.
-	s.add(&Route{Method: http.MethodGet, Path: "/api/v1/cluster/nodes/:id/metrics", Access: Viewer, Tag: "cluster", Raw: true, Local: true,
-		Summary: "Prometheus metrics of one node of the cluster, fetched from that node"}, s.nodeMetrics)
+	// may only call its own origin, so that node gathers the others' metrics for it, and a
+	// node that does not answer is reported missing, as every fan-out does.
+	s.add(&Route{Method: http.MethodGet, Path: "/api/v1/cluster/metrics", Access: Viewer, Tag: "cluster", Local: true,
+		Summary: "The Prometheus metrics of every node, gathered live (?node= narrows)", Response: ClusterMetrics{}}, s.clusterMetrics)
 	s.add(&Route{Method: http.MethodGet, Path: internalMetricsPath, Access: Internal, Tag: "internal", Raw: true, Local: true,
 		Summary: "This node's Prometheus metrics, for a peer"}, echo.WrapHandler(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})))
 }
 
 const internalMetricsPath = "/internal/v1/metrics"
 
-// nodeMetrics answers this node's metrics itself and relays another node's: 404 for a
-// node the cluster does not know, 503 node_unreachable for one that does not answer.
-func (s *Server) nodeMetrics(c echo.Context) error {
-	id := c.Param("id")
-	if id == s.cfg.NodeID {
-		promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}).ServeHTTP(c.Response(), c.Request())
-		return nil
+// ClusterMetrics is the body of GET /api/v1/cluster/metrics.
+type ClusterMetrics struct {
+	Items   []NodeMetrics     `json:"items"`
+	Missing []cluster.Missing `json:"missing"`
+}
+
+// NodeMetrics is one node's metrics in the Prometheus text format.
+type NodeMetrics struct {
+	ServerID string `json:"serverId"`
+	Metrics  string `json:"metrics"`
+}
+
+// maxNodeMetrics bounds one node's answer: a node's metrics are some hundred KiB.
+const maxNodeMetrics = 16 << 20
+
+func (s *Server) clusterMetrics(c echo.Context) error {
+	answers, missing := cluster.FanOut(c.Request().Context(), s.cfg.Raft, c.QueryParam("node"), s.cfg.RequestTimeout, func(ctx context.Context, m cluster.Member) (string, error) {
+		if m.ID == s.cfg.NodeID {
+			rec := httptest.NewRecorder()
+			promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+			return rec.Body.String(), nil
+		}
+		resp, err := s.cfg.Raft.StreamNode(ctx, m.ID, cluster.Call{Path: internalMetricsPath})
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return "", fmt.Errorf("node %s answered %s", m.ID, resp.Status)
+		}
+		b, err := io.ReadAll(io.LimitReader(resp.Body, maxNodeMetrics))
+		return string(b), err
+	})
+	out := ClusterMetrics{Items: []NodeMetrics{}, Missing: missing}
+	if out.Missing == nil {
+		out.Missing = []cluster.Missing{}
 	}
-	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RequestTimeout)
-	defer cancel()
-	resp, err := s.cfg.Raft.StreamNode(ctx, id, cluster.Call{Path: internalMetricsPath})
-	switch {
-	case errors.Is(err, cluster.ErrUnknownNode):
-		return problem(http.StatusNotFound, "not_found", "no node %q in the cluster", id)
-	case err != nil:
-		return problem(http.StatusServiceUnavailable, "node_unreachable", "node %s did not answer: %v", id, err)
+	for id, text := range answers {
+		out.Items = append(out.Items, NodeMetrics{ServerID: id, Metrics: text})
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return problem(http.StatusServiceUnavailable, "node_unreachable", "node %s answered %s", id, resp.Status)
-	}
-	c.Response().Header().Set(echo.HeaderContentType, resp.Header.Get(echo.HeaderContentType))
-	c.Response().WriteHeader(http.StatusOK)
-	_, err = io.Copy(c.Response(), resp.Body)
-	return err
+	sort.Slice(out.Items, func(i, j int) bool { return out.Items[i].ServerID < out.Items[j].ServerID })
+	return c.JSON(http.StatusOK, out)
 }
 
 // SnapshotTimeout bounds a forwarded snapshot save or restore: a large state takes far

@@ -25,7 +25,15 @@ type Browser struct {
 	ctx context.Context
 
 	mu       sync.Mutex
-	problems []string
+	problems []problem
+	// retried counts 503 answers the page recovered from (a later 2xx for the same URL):
+	// an election's no_leader, which the console sends again.
+	retried int
+}
+
+type problem struct {
+	msg string
+	url string // set for a 503 answer, which a later success of the same URL forgives
 }
 
 // ChromiumPath finds the browser: $LINKOPS_CHROMIUM, else chromium on PATH.
@@ -46,13 +54,19 @@ func ChromiumPath(t testing.TB) string {
 // NewBrowser starts a fresh browser profile; it is closed when the test ends.
 func NewBrowser(t testing.TB) *Browser {
 	t.Helper()
+	// Not t.TempDir: Chromium's helper processes may still write to the profile while the
+	// test's cleanup removes it, which fails the test; this one is removed best-effort.
+	profile, err := os.MkdirTemp("", "linkops-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(ChromiumPath(t)),
 		chromedp.WindowSize(1280, 800),
 		chromedp.NoSandbox, // tests run as root, where Chromium's sandbox cannot start
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.Flag("lang", "zh-CN"),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
@@ -66,6 +80,12 @@ func NewBrowser(t testing.TB) *Browser {
 	t.Cleanup(func() {
 		cancel()
 		cancelAlloc()
+		for range 20 {
+			if os.RemoveAll(profile) == nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	})
 	return b
 }
@@ -96,8 +116,15 @@ func (b *Browser) observe(ev any) {
 		}
 		b.record("request failed: %s (%s)", e.ErrorText, e.RequestID)
 	case *network.EventResponseReceived:
-		if e.Response.Status >= 400 {
+		switch {
+		case e.Response.Status == 503:
+			b.mu.Lock()
+			b.problems = append(b.problems, problem{msg: fmt.Sprintf("request answered 503: %s", e.Response.URL), url: e.Response.URL})
+			b.mu.Unlock()
+		case e.Response.Status >= 400:
 			b.record("request answered %d: %s", e.Response.Status, e.Response.URL)
+		case e.Response.Status < 300:
+			b.forgive(e.Response.URL)
 		}
 	}
 }
@@ -105,16 +132,41 @@ func (b *Browser) observe(ev any) {
 func (b *Browser) record(format string, args ...any) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.problems = append(b.problems, fmt.Sprintf(format, args...))
+	b.problems = append(b.problems, problem{msg: fmt.Sprintf(format, args...)})
+}
+
+// forgive drops the 503s of url that came before its success.
+func (b *Browser) forgive(url string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	kept := b.problems[:0]
+	for _, p := range b.problems {
+		if p.url == url {
+			b.retried++
+			continue
+		}
+		kept = append(kept, p)
+	}
+	b.problems = kept
 }
 
 // Problems answers what went wrong since the last call, and forgets it.
 func (b *Browser) Problems() []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	p := b.problems
+	var out []string
+	for _, p := range b.problems {
+		out = append(out, p.msg)
+	}
 	b.problems = nil
-	return p
+	return out
+}
+
+// Retried answers how many 503 answers the pages recovered from by sending again.
+func (b *Browser) Retried() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.retried
 }
 
 // Run runs actions with a deadline, failing the test with what it was doing.
@@ -157,7 +209,9 @@ func (b *Browser) WaitJS(t testing.TB, timeout time.Duration, what, expr string)
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("browser: waited %s for %s (%s): last error %v; problems seen: %v", timeout, what, expr, err, b.Problems())
+			var page string
+			_ = b.Try(5*time.Second, chromedp.Evaluate(`location.hash + '\n' + document.body.innerText.slice(0, 1500)`, &page))
+			t.Fatalf("browser: waited %s for %s (%s): last error %v; problems seen: %v\nthe page shows:\n%s", timeout, what, expr, err, b.Problems(), page)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -182,10 +236,17 @@ var ConsolePages = []struct{ Menu, Hash string }{
 	{"ota", "#/ota"}, {"products", "#/products"}, {"devices", "#/devices"}, {"cluster", "#/cluster"},
 }
 
-// Login opens the console at base (http://host:port) and logs in as admin with password.
+// Login opens the console at base (http://host:port) and logs in as admin with password,
+// unless the browser kept a token for that origin.
 func (b *Browser) Login(t testing.TB, base, password string) {
 	t.Helper()
-	b.Run("open the console at "+base, chromedp.Navigate(base+"/"), chromedp.WaitVisible("#login-password", chromedp.ByQuery))
+	b.Run("open the console at "+base, chromedp.Navigate(base+"/"))
+	b.WaitJS(t, 30*time.Second, "the login page or the menu", `!!document.querySelector('#login-password, .menu')`)
+	var loggedIn bool
+	b.Run("logged in already?", chromedp.Evaluate(`!!document.querySelector('.menu')`, &loggedIn))
+	if loggedIn { // this origin kept an earlier login's token
+		return
+	}
 	b.Run("log in",
 		chromedp.SetValue("#login-username", "admin", chromedp.ByQuery),
 		chromedp.SendKeys("#login-password", password, chromedp.ByQuery),
@@ -198,5 +259,5 @@ func (b *Browser) Open(t testing.TB, hash string) {
 	t.Helper()
 	b.Run("open "+hash, chromedp.Evaluate(fmt.Sprintf("location.hash = %q", hash), nil))
 	b.WaitJS(t, 15*time.Second, "page "+hash+" shown",
-		`!!document.querySelector('main .page-title') && !document.querySelector('main > .loading')`)
+		fmt.Sprintf(`(() => { const m = document.querySelector('main'); return !!m && m.dataset.hash === %q && !!m.querySelector('.page-title'); })()`, hash))
 }

@@ -70,8 +70,26 @@ export function query(params) {
   return s ? '?' + s : '';
 }
 
+// During an election the API answers 503 no_leader: the request was not applied, so it
+// is sent again a few times (about 10 s in all, longer than an election takes) before the
+// page shows the refusal.
+const ELECTION_RETRIES = 4;
+const pause = (ms) => new Promise((r) => setTimeout(r, ms));
+const electing = (status, problem) => status === 503 && problem && problem.code === 'no_leader';
+
 // call sends one JSON request and answers the decoded body (null for 204).
 export async function call(method, path, body, opts = {}) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await callOnce(method, path, body, opts);
+    } catch (err) {
+      if (!(err instanceof ApiError) || !electing(err.status, err.problem) || attempt >= ELECTION_RETRIES) throw err;
+      await pause(1000 * (attempt + 1));
+    }
+  }
+}
+
+async function callOnce(method, path, body, opts) {
   const init = { method, headers: headers(opts.headers), signal: opts.signal };
   if (body !== undefined && body !== null) {
     if (body instanceof FormData || body instanceof Blob) {
@@ -113,7 +131,18 @@ export async function listAll(path, params = {}, max = 2000) {
 
 // upload sends a multipart form with XMLHttpRequest, the one browser API that reports
 // upload progress: onProgress(sentBytes, totalBytes).
-export function upload(method, path, form, onProgress) {
+export async function upload(method, path, form, onProgress) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await uploadOnce(method, path, form, onProgress);
+    } catch (err) {
+      if (!electing(err.status, err.problem) || attempt >= ELECTION_RETRIES) throw err;
+      await pause(1000 * (attempt + 1));
+    }
+  }
+}
+
+function uploadOnce(method, path, form, onProgress) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open(method, path);

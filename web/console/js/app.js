@@ -93,7 +93,10 @@ async function render() {
   fill(main, h('div', { class: 'loading' }, t('common.loading')));
   try {
     const el = await route.render(ctx);
-    if (ctx.alive) fill(main, el);
+    if (!ctx.alive) return;
+    fill(main, el);
+    // Tests (and curious users) can tell which page is painted, not just which is asked for.
+    main.dataset.hash = location.hash || '#/gateways';
   } catch (err) {
     if (!ctx.alive) return;
     fill(main, h('section', { class: 'page' }, h('h1', { class: 'page-title' }, t(route.title)), h('div', { class: 'form-error' }, err.message || String(err))));
