@@ -6,13 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/linkops/linkops/cluster"
 	"github.com/linkops/linkops/fsm"
@@ -75,15 +76,29 @@ type NodeMetrics struct {
 	Metrics  string `json:"metrics"`
 }
 
+// metricsText is this node's metrics in the Prometheus text format, as /metrics serves them.
+func (s *Server) metricsText() (string, error) {
+	families, err := s.cfg.Registry.Gather()
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	enc := expfmt.NewEncoder(&b, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, f := range families {
+		if err := enc.Encode(f); err != nil {
+			return "", err
+		}
+	}
+	return b.String(), nil
+}
+
 // maxNodeMetrics bounds one node's answer: a node's metrics are some hundred KiB.
 const maxNodeMetrics = 16 << 20
 
 func (s *Server) clusterMetrics(c echo.Context) error {
 	answers, missing := cluster.FanOut(c.Request().Context(), s.cfg.Raft, c.QueryParam("node"), s.cfg.RequestTimeout, func(ctx context.Context, m cluster.Member) (string, error) {
 		if m.ID == s.cfg.NodeID {
-			rec := httptest.NewRecorder()
-			promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-			return rec.Body.String(), nil
+			return s.metricsText()
 		}
 		resp, err := s.cfg.Raft.StreamNode(ctx, m.ID, cluster.Call{Path: internalMetricsPath})
 		if err != nil {
