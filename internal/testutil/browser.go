@@ -240,6 +240,12 @@ var ConsolePages = []struct{ Menu, Hash string }{
 // unless the browser kept a token for that origin.
 func (b *Browser) Login(t testing.TB, base, password string) {
 	t.Helper()
+	b.LoginAs(t, base, "admin", password)
+}
+
+// LoginAs is Login as another user.
+func (b *Browser) LoginAs(t testing.TB, base, user, password string) {
+	t.Helper()
 	b.Run("open the console at "+base, chromedp.Navigate(base+"/"))
 	b.WaitJS(t, 30*time.Second, "the login page or the menu", `!!document.querySelector('#login-password, .menu')`)
 	var loggedIn bool
@@ -248,7 +254,7 @@ func (b *Browser) Login(t testing.TB, base, password string) {
 		return
 	}
 	b.Run("log in",
-		chromedp.SetValue("#login-username", "admin", chromedp.ByQuery),
+		chromedp.SetValue("#login-username", user, chromedp.ByQuery),
 		chromedp.SendKeys("#login-password", password, chromedp.ByQuery),
 		chromedp.Click(".login-submit", chromedp.ByQuery),
 		chromedp.WaitVisible(".menu", chromedp.ByQuery))

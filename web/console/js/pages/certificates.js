@@ -2,7 +2,7 @@
 // derived fields (subject, issuer, names, validity, fingerprint) shown once saved; the
 // private key is write-only and never shown.
 
-import { get, post, put, del } from '../api.js';
+import { get, post, put, del, session } from '../api.js';
 import { add, t } from '../i18n.js';
 import { h, page, table, button, form, confirm, toast, failed, fmtTime, kv, pager } from '../ui.js';
 
@@ -39,7 +39,8 @@ async function list(ctx) {
   const search = h('input', { placeholder: t('common.name'), value: q, class: 'search' });
   const find = () => ctx.go('/certificates?q=' + encodeURIComponent(search.value.trim()));
   search.addEventListener('keydown', (e) => { if (e.key === 'Enter') find(); });
-  return page(t('menu.certificates'), [button(t('common.add'), () => ctx.go('/certificates/new'), 'btn-primary add')],
+  const admin = session.isAdmin;
+  return page(t('menu.certificates'), admin ? [button(t('common.add'), () => ctx.go('/certificates/new'), 'btn-primary add')] : [],
     h('div', { class: 'toolbar' }, search, button(t('common.search'), find)),
     table([
       { title: t('cert.name'), render: (c) => h('a', { href: '#/certificates/' + encodeURIComponent(c.id) }, c.name) },
@@ -47,11 +48,12 @@ async function list(ctx) {
       { title: t('cert.notAfter'), render: (c) => fmtTime(c.notAfter) },
       { title: t('common.description'), render: (c) => c.description || '-' },
       { title: t('common.actions'), render: (c) => h('div', { class: 'row-actions' },
-        button(t('common.edit'), () => ctx.go('/certificates/' + encodeURIComponent(c.id)), 'btn-link'),
+        button(t(admin ? 'common.edit' : 'common.view'), () => ctx.go('/certificates/' + encodeURIComponent(c.id)), 'btn-link ' + (admin ? 'edit' : 'view')),
+        !admin ? null :
         button(t('common.delete'), async () => {
           if (!await confirm(t('common.confirmDelete', { name: c.name }), t('common.delete'), true)) return;
           try { await del(PATH + '/' + encodeURIComponent(c.id)); toast(t('common.deleted')); ctx.rerender(); } catch (err) { failed(err); }
-        }, 'btn-link danger')) },
+        }, 'btn-link danger delete')) },
     ], r.items, { rowId: (c) => c.id }),
     pager(pageNo, 20, r.total, (p) => ctx.go(`/certificates?q=${encodeURIComponent(q)}&page=${p}`)));
 }
@@ -86,6 +88,6 @@ async function edit(ctx, id) {
   ])) : null;
   return page(t(current ? 'cert.title.edit' : 'cert.title.new'), [button(t('common.back'), () => ctx.go('/certificates'))],
     f.el,
-    h('div', { class: 'form-foot' }, button(t('common.cancel'), () => ctx.go('/certificates')), button(t('common.save'), save, 'btn-primary save')),
+    session.isAdmin ? h('div', { class: 'form-foot' }, button(t('common.cancel'), () => ctx.go('/certificates')), button(t('common.save'), save, 'btn-primary save')) : null,
     derived);
 }
