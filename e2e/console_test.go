@@ -27,12 +27,6 @@ var (
 	consoleMenuEN = []string{"Device gateways", "Protocols", "Logs", "Network components", "Certificates", "Media servers", "Firmware upgrade", "Products", "Devices", "Cluster"}
 )
 
-// jsString quotes s for a JavaScript expression.
-func jsString(s string) string {
-	b := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", "").Replace(s)
-	return `"` + b + `"`
-}
-
 // TestConsole: issue 13's acceptance, in headless Chromium against three real agents.
 func TestConsole(t *testing.T) {
 	tc := newCluster(t, 3)
@@ -53,21 +47,7 @@ func TestConsole(t *testing.T) {
 		}
 	}
 	waitJS := func(what, expr string) { t.Helper(); b.WaitJS(t, consoleWait, what, expr) }
-	click := func(what, sel string) {
-		t.Helper()
-		b.Run(what, chromedp.WaitVisible(sel, chromedp.ByQuery), chromedp.Click(sel, chromedp.ByQuery))
-	}
-	setValue := func(sel, value string) {
-		t.Helper()
-		b.Run("fill "+sel, chromedp.WaitVisible(sel, chromedp.ByQuery), chromedp.SetValue(sel, value, chromedp.ByQuery))
-	}
-	// choose sets a select and fires its change event, as a user's pick does.
-	choose := func(sel, value string) {
-		t.Helper()
-		setValue(sel, value)
-		b.Run("change "+sel, chromedp.Evaluate(fmt.Sprintf(`document.querySelector(%s).dispatchEvent(new Event('change', {bubbles: true}))`, jsString(sel)), nil))
-	}
-	confirmDialog := func() { t.Helper(); click("confirm", ".confirm-ok") }
+	click, setValue, choose, confirmDialog := b.Click, b.SetValue, b.Choose, b.Confirm
 
 	// --- 1. Log in, create a certificate, a per-node MQTT_SERVER and a gateway through
 	// the card picker and every step; enable both; every node shows running.
@@ -93,9 +73,9 @@ func TestConsole(t *testing.T) {
 		t.Fatalf("certificate through the console: %+v", certs.Items)
 	}
 	b.Open(t, "#/certificates/"+certs.Items[0].ID)
-	waitJS("derived fields shown", fmt.Sprintf(`document.body.innerText.includes(%s)`, jsString(certs.Items[0].FingerprintSHA256)))
+	waitJS("derived fields shown", fmt.Sprintf(`document.body.innerText.includes(%s)`, testutil.JSString(certs.Items[0].FingerprintSHA256)))
 	var keyShown bool
-	b.Eval(fmt.Sprintf(`document.body.innerText.includes(%s) || [...document.querySelectorAll('textarea')].some(a => a.value.includes('PRIVATE KEY'))`, jsString(strings.Split(pair.KeyPEM, "\n")[1])), &keyShown)
+	b.Eval(fmt.Sprintf(`document.body.innerText.includes(%s) || [...document.querySelectorAll('textarea')].some(a => a.value.includes('PRIVATE KEY'))`, testutil.JSString(strings.Split(pair.KeyPEM, "\n")[1])), &keyShown)
 	if keyShown {
 		t.Error("the certificate page shows the private key")
 	}
@@ -208,7 +188,7 @@ func TestConsole(t *testing.T) {
 	testutil.Do(t, api, http.MethodGet, "/api/v1/network-components/"+comp.ID, nil, nil)
 
 	// --- 3. Firmware upload with progress; a task's counts change while devices upgrade.
-	consoleOTA(t, tc, b, shots, comp, gw, port, click, setValue, choose, waitJS)
+	consoleOTA(t, tc, b, shots, gw, port)
 	clean("firmware and task")
 
 	// --- 5. The language switch turns every menu entry and page title into English and
@@ -231,14 +211,14 @@ func TestConsole(t *testing.T) {
 		}
 		b.Screenshot(shots, "20-"+p.Menu+"-zh")
 		click("switch to English", ".lang-switch")
-		waitJS("English", fmt.Sprintf(`document.querySelector('main .page-title') && document.querySelector('main .page-title').textContent === %s`, jsString(titles[p.Menu][1])))
+		waitJS("English", fmt.Sprintf(`document.querySelector('main .page-title') && document.querySelector('main .page-title').textContent === %s`, testutil.JSString(titles[p.Menu][1])))
 		menu, title = readPage()
 		if strings.Join(menu, "|") != strings.Join(consoleMenuEN, "|") || title != titles[p.Menu][1] {
 			t.Errorf("%s in English: menu %v, title %q", p.Hash, menu, title)
 		}
 		b.Screenshot(shots, "21-"+p.Menu+"-en")
 		click("back to Chinese", ".lang-switch")
-		waitJS("Chinese", fmt.Sprintf(`document.querySelector('main .page-title') && document.querySelector('main .page-title').textContent === %s`, jsString(titles[p.Menu][0])))
+		waitJS("Chinese", fmt.Sprintf(`document.querySelector('main .page-title') && document.querySelector('main .page-title').textContent === %s`, testutil.JSString(titles[p.Menu][0])))
 		clean(p.Hash)
 	}
 	// The choice is remembered: a reload keeps English.
@@ -285,9 +265,10 @@ func TestConsole(t *testing.T) {
 // consoleOTA is point 3: a firmware uploaded through the page (progress shown, sign
 // computed by the page), then a push task whose counts change on its page while devices
 // upgrade, without a reload.
-func consoleOTA(t *testing.T, tc *testCluster, b *testutil.Browser, shots string, comp resource.NetworkComponent, gw resource.Gateway, port int,
-	click func(what, sel string), setValue func(sel, value string), choose func(sel, value string), waitJS func(what, expr string)) {
+func consoleOTA(t *testing.T, tc *testCluster, b *testutil.Browser, shots string, gw resource.Gateway, port int) {
 	t.Helper()
+	click, setValue, choose := b.Click, b.SetValue, b.Choose
+	waitJS := func(what, expr string) { t.Helper(); b.WaitJS(t, consoleWait, what, expr) }
 	api := tc.client(tc.nodes[0])
 	const devices = 6
 	var ids []string
@@ -313,7 +294,7 @@ func consoleOTA(t *testing.T, tc *testCluster, b *testutil.Browser, shots string
 	setValue(`.modal [name="versionOrder"]`, "2")
 	choose(`.modal select[name="signMethod"]`, "sha256")
 	b.Run("pick the file", chromedp.SetUploadFiles(`.modal input.firmware-file`, []string{file}, chromedp.ByQuery))
-	waitJS("the page computed the sign", fmt.Sprintf(`document.querySelector('.modal [name="sign"]').value === %s`, jsString(hex.EncodeToString(sum[:]))))
+	waitJS("the page computed the sign", fmt.Sprintf(`document.querySelector('.modal [name="sign"]').value === %s`, testutil.JSString(hex.EncodeToString(sum[:]))))
 	// Watch for the progress bar: a loopback upload may finish between two polls.
 	b.Run("watch the progress bar", chromedp.Evaluate(`window.__progress = []; new MutationObserver(() => {
 		const p = document.querySelector('.upload-progress');

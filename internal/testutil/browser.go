@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -266,4 +267,34 @@ func (b *Browser) Open(t testing.TB, hash string) {
 	b.Run("open "+hash, chromedp.Evaluate(fmt.Sprintf("location.hash = %q", hash), nil))
 	b.WaitJS(t, 15*time.Second, "page "+hash+" shown",
 		fmt.Sprintf(`(() => { const m = document.querySelector('main'); return !!m && m.dataset.hash === %q && !!m.querySelector('.page-title'); })()`, hash))
+}
+
+// Click waits for the element and clicks it, as a user does.
+func (b *Browser) Click(what, sel string) {
+	b.t.Helper()
+	b.Run(what, chromedp.WaitVisible(sel, chromedp.ByQuery), chromedp.Click(sel, chromedp.ByQuery))
+}
+
+// SetValue waits for an input, textarea or select and sets its value.
+func (b *Browser) SetValue(sel, value string) {
+	b.t.Helper()
+	b.Run("fill "+sel, chromedp.WaitVisible(sel, chromedp.ByQuery), chromedp.SetValue(sel, value, chromedp.ByQuery))
+}
+
+// Choose sets a select (or any input) and fires its change event, as a user's pick does.
+func (b *Browser) Choose(sel, value string) {
+	b.t.Helper()
+	b.SetValue(sel, value)
+	b.Run("change "+sel, chromedp.Evaluate(fmt.Sprintf(`document.querySelector(%s).dispatchEvent(new Event('change', {bubbles: true}))`, JSString(sel)), nil))
+}
+
+// Confirm answers OK in the console's confirmation dialog.
+func (b *Browser) Confirm() {
+	b.t.Helper()
+	b.Click("confirm", ".confirm-ok")
+}
+
+// JSString quotes s as a JavaScript string literal.
+func JSString(s string) string {
+	return strconv.Quote(s)
 }

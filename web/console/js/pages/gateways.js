@@ -289,6 +289,13 @@ async function wizard(ctx, id, providerName) {
         init.configuration.cluster[i] = { serverId: node, configuration: byNode[node] || {} };
       });
       init.configuration.shareCluster = String(state.configuration.shareCluster !== false);
+      // The per-node headings belong to 独立配置 only, like the rows under them.
+      const f = form(fields, init);
+      const sync = () => { for (const el of f.el.querySelectorAll('.form-section')) el.hidden = f.get('configuration.shareCluster') === 'true'; };
+      f.field('configuration.shareCluster').input.el.addEventListener('change', sync);
+      sync();
+      forms[kind] = f;
+      return f;
     } else if (kind === 'cloud' && p.name === 'Ctwing') {
       fields = [callbackRow(),
         { name: 'configuration.appKey', label: t('gw.ctwing.appKey'), help: t('gw.ctwing.appKey.help') },
@@ -324,15 +331,27 @@ async function wizard(ctx, id, providerName) {
   let points = (state.configuration.points || []).map((x) => Object.assign({}, x));
   const pointsHost = h('div', { class: 'points' });
   const pointErrors = {};
+  // syncPoints reads what is typed in the rows (a value set without a change event too).
+  const syncPoints = () => {
+    for (const el of pointsHost.querySelectorAll('[data-point][data-key]')) {
+      const pt = points[Number(el.dataset.point)];
+      if (!pt) continue;
+      const key = el.dataset.key;
+      pt[key] = el.type === 'number' ? (el.value.trim() === '' ? undefined : Number(el.value)) : el.value;
+    }
+  };
   const paintPoints = () => {
-    const cell = (i, key, el) => h('td', null, el, pointErrors[`configuration.points[${i}].${key}`] ? h('div', { class: 'field-error' }, pointErrors[`configuration.points[${i}].${key}`]) : null);
+    const cell = (i, key, el) => {
+      const path = `configuration.points[${i}].${key}`;
+      return h('td', { class: pointErrors[path] ? 'has-error' : null }, el, pointErrors[path] ? h('div', { class: 'field-error', dataset: { field: path } }, pointErrors[path]) : null);
+    };
     const input = (i, key, type = 'text') => {
       const el = h('input', { type, value: points[i][key] ?? '', dataset: { point: i, key } });
       el.addEventListener('change', () => { points[i][key] = type === 'number' ? (el.value === '' ? undefined : Number(el.value)) : el.value; });
       return el;
     };
     const select = (i, key, options) => {
-      const el = h('select', { dataset: { point: i, key } }, options.map((o) => h('option', { value: o }, o)));
+      const el = h('select', { dataset: { point: i, key }, style: { minWidth: '7.5em' } }, options.map((o) => h('option', { value: o }, o)));
       el.value = points[i][key] || options[0];
       points[i][key] = el.value;
       el.addEventListener('change', () => { points[i][key] = el.value; });
@@ -340,16 +359,17 @@ async function wizard(ctx, id, providerName) {
     };
     fill(pointsHost, h('h3', { class: 'form-section' }, t('gw.modbus.points')),
       h('table', { class: 'table' }, h('thead', null, h('tr', null, ['gw.modbus.property', 'common.name', 'gw.modbus.area', 'gw.modbus.address', 'gw.modbus.dataType', 'gw.modbus.scale', 'common.actions'].map((k) => h('th', null, t(k))))),
-        h('tbody', null, points.map((_, i) => h('tr', null,
+        h('tbody', null, points.map((_, i) => h('tr', { dataset: { point: i } },
           cell(i, 'property', input(i, 'property')), cell(i, 'name', input(i, 'name')),
           cell(i, 'area', select(i, 'area', ['holding', 'input', 'coil', 'discrete'])), cell(i, 'address', input(i, 'address', 'number')),
           cell(i, 'dataType', select(i, 'dataType', ['int16', 'uint16', 'int32', 'uint32', 'float32', 'int64', 'uint64', 'float64', 'bool'])),
           cell(i, 'scale', input(i, 'scale', 'number')),
-          h('td', null, button(t('common.delete'), () => { points.splice(i, 1); paintPoints(); }, 'btn-link danger')))))),
-      button(t('gw.modbus.addPoint'), () => { points.push({ area: 'holding', dataType: 'int16', address: 0 }); paintPoints(); }, 'btn-small add-point'));
+          h('td', null, button(t('common.delete'), () => { syncPoints(); points.splice(i, 1); paintPoints(); }, 'btn-link danger delete-point')))))),
+      button(t('gw.modbus.addPoint'), () => { syncPoints(); points.push({ area: 'holding', dataType: 'int16', address: 0 }); paintPoints(); }, 'btn-small add-point'));
   };
 
   const stepError = h('div', { class: 'form-error', role: 'alert', hidden: true });
+  let clusterRows = [];
   function body() {
     const basic = configForm('basic').value();
     const b = { name: basic.name, description: basic.description, provider: p.name };
@@ -360,14 +380,23 @@ async function wizard(ctx, id, providerName) {
       const v = configForm('sip').value().configuration || {};
       const shared = v.shareCluster !== 'false';
       cfg = Object.assign(cfg, v, { shareCluster: shared });
+      clusterRows = [];
       if (shared) delete cfg.cluster;
       else {
-        cfg.cluster = (v.cluster || []).filter((n) => n && n.configuration && n.configuration.port);
+        // serverId is a read-only field (value() leaves it out): each row is its node's. A
+        // row left empty does not run the gateway; clusterRows maps cluster[k] to its row.
+        cfg.cluster = [];
+        nodes.forEach((node, i) => {
+          const c = ((v.cluster || [])[i] || {}).configuration || {};
+          if (!Object.keys(c).length) return;
+          clusterRows.push(i);
+          cfg.cluster.push({ serverId: node, configuration: c });
+        });
         for (const k of ['host', 'port', 'publicHost', 'publicPort']) delete cfg[k];
       }
     } else if (p.step === 'cloud' || p.step === 'modbus') {
       Object.assign(cfg, configForm(p.step).value().configuration || {});
-      if (p.step === 'modbus') cfg.points = points;
+      if (p.step === 'modbus') { syncPoints(); cfg.points = points; }
     }
     if (Object.keys(cfg).length) b.configuration = cfg;
     return b;
@@ -384,12 +413,22 @@ async function wizard(ctx, id, providerName) {
       return 'basic';
     };
     const byStep = {};
-    for (const [path, msg] of Object.entries(err.fields || {})) (byStep[owner(path)] = byStep[owner(path)] || {})[path] = msg;
+    for (const [raw, msg] of Object.entries(err.fields || {})) {
+      // cluster[k] of the request is the k-th filled node row.
+      const path = raw.replace(/^configuration\.cluster\[(\d+)\]/, (m, k) => (clusterRows[Number(k)] !== undefined ? `configuration.cluster[${clusterRows[Number(k)]}]` : m));
+      (byStep[owner(path)] = byStep[owner(path)] || {})[path] = msg;
+    }
+    // A point's message goes in its row; the rest of the step's in its form.
     for (const k of Object.keys(pointErrors)) delete pointErrors[k];
-    Object.assign(pointErrors, byStep.modbus || {});
+    for (const [path, msg] of Object.entries(byStep.modbus || {})) {
+      if (!/^configuration\.points\[\d+\]\./.test(path)) continue;
+      pointErrors[path] = msg;
+      delete byStep.modbus[path];
+    }
+    const pointsOnly = byStep.modbus && !Object.keys(byStep.modbus).length;
     const sub = (fields) => Object.assign(Object.create(err), { fields });
     for (const [kind, f] of Object.entries(forms)) {
-      if (byStep[kind]) f.showErrors(sub(byStep[kind])); else f.clearErrors();
+      if (byStep[kind] && !(kind === 'modbus' && pointsOnly)) f.showErrors(sub(byStep[kind])); else f.clearErrors();
     }
     const first = names.find((n) => byStep[n]);
     stepMessages = {};
