@@ -2,6 +2,13 @@
 // with the logged-in user's token. Problems (RFC 9457) become ApiError, whose `fields`
 // maps each `errors[].field` to the server's message so forms can show it under the field.
 
+import { add, t } from './i18n.js';
+
+add({
+  'api.unreachable': ['节点无应答：{msg}', 'the node did not answer: {msg}'],
+  'api.uploadCut': ['上传中断', 'the upload was cut off'],
+});
+
 const TOKEN_KEY = 'linkops.token';
 const USER_KEY = 'linkops.user';
 
@@ -104,7 +111,7 @@ async function callOnce(method, path, body, opts) {
     resp = await fetch(path, init);
   } catch (err) {
     if (err.name === 'AbortError') throw err;
-    throw new ApiError(0, { detail: 'the node did not answer: ' + err.message, code: 'unreachable' });
+    throw new ApiError(0, { detail: t('api.unreachable', { msg: err.message }), code: 'unreachable' });
   }
   if (!resp.ok) throw refused(resp, await problemOf(resp));
   if (resp.status === 204) return null;
@@ -148,7 +155,7 @@ function uploadOnce(method, path, form, onProgress) {
     xhr.open(method, path);
     if (session.token) xhr.setRequestHeader('Authorization', 'Bearer ' + session.token);
     xhr.upload.onprogress = (e) => { if (onProgress && e.lengthComputable) onProgress(e.loaded, e.total); };
-    xhr.onerror = () => reject(new ApiError(0, { detail: 'the upload was cut off', code: 'unreachable' }));
+    xhr.onerror = () => reject(new ApiError(0, { detail: t('api.uploadCut'), code: 'unreachable' }));
     xhr.onload = () => {
       let body = null;
       try { body = xhr.responseText ? JSON.parse(xhr.responseText) : null; } catch { body = { detail: xhr.responseText }; }

@@ -7,7 +7,7 @@
 
 import { call, get, session, onUnauthorized } from './api.js';
 import { add, t, lang, setLang } from './i18n.js';
-import { h, fill, button, failed } from './ui.js';
+import { h, fill, button, failed, closeDialogs } from './ui.js';
 
 import * as gateways from './pages/gateways.js';
 import * as protocols from './pages/protocols.js';
@@ -65,6 +65,7 @@ export function go(path) {
 function leave() {
   for (const fn of leaving) { try { fn(); } catch { /* a page's cleanup must not stop the next page */ } }
   leaving = [];
+  closeDialogs();
 }
 
 async function render() {
@@ -75,7 +76,12 @@ async function render() {
   let route = null, params = {};
   for (const r of ROUTES) {
     const m = r.re.exec(path);
-    if (m) { route = r; params = Object.fromEntries(Object.entries(m.groups || {}).map(([k, v]) => [k, decodeURIComponent(v)])); break; }
+    if (!m) continue;
+    try {
+      params = Object.fromEntries(Object.entries(m.groups || {}).map(([k, v]) => [k, decodeURIComponent(v)]));
+      route = r;
+    } catch { /* a malformed %-escape: no such page */ }
+    break;
   }
   const main = h('main', { class: 'main' });
   fill(root, layout(route ? route.menu : '', main));
@@ -85,7 +91,8 @@ async function render() {
   render.token = token;
   const ctx = {
     params, query, go,
-    onLeave: (fn) => leaving.push(fn),
+    // A cleanup registered after the user left (a page still loading) runs at once.
+    onLeave: (fn) => { if (render.token === token) leaving.push(fn); else fn(); },
     rerender: () => render(),
     // alive is false once the user moved on: late answers must not paint a page that left.
     get alive() { return render.token === token; },

@@ -36,8 +36,20 @@ export function fill(el, ...children) {
   return el;
 }
 
+// button: a class list with 'disabled' makes a really disabled button (keyboard too).
 export function button(label, onclick, cls = '') {
-  return h('button', { type: 'button', class: 'btn ' + cls, onclick }, label);
+  return h('button', { type: 'button', class: 'btn ' + cls, onclick, disabled: /(^|\s)disabled(\s|$)/.test(cls) }, label);
+}
+
+// once wraps an async action so that a second click while the first runs does nothing
+// (a double-clicked 保存 must not create two records).
+export function once(fn) {
+  let running = false;
+  return async (...args) => {
+    if (running) return undefined;
+    running = true;
+    try { return await fn(...args); } finally { running = false; }
+  };
 }
 
 // page is the frame of every page: its title (h1.page-title), actions and body.
@@ -149,6 +161,7 @@ export function form(fields, initial = {}) {
   const api = {
     el,
     field: (name) => byName[name],
+    names: () => Object.keys(byName),
     get: (name) => byName[name] && byName[name].input.get(),
     set: (name, v) => byName[name] && byName[name].input.set(v),
     // value builds the request body: empty inputs are left out, so the server's
@@ -278,6 +291,14 @@ function control(f, initial) {
 // --- dialogs ---
 
 // modal opens a dialog; answers {close, body}. Escape and the backdrop close it.
+const openDialogs = new Set();
+
+// closeDialogs closes every open dialog and drawer: the app calls it when the page changes,
+// so that nothing a dialog polls outlives the page that opened it.
+export function closeDialogs() {
+  for (const close of [...openDialogs]) close();
+}
+
 export function modal(title, body, actions, opts = {}) {
   const box = h('div', { class: 'modal ' + (opts.wide ? 'modal-wide' : ''), role: 'dialog', 'aria-label': title },
     h('header', { class: 'modal-head' }, h('h2', null, title), button('×', () => close(), 'btn-icon modal-x')),
@@ -289,9 +310,11 @@ export function modal(title, body, actions, opts = {}) {
   document.addEventListener('keydown', onKey);
   document.body.append(back);
   let closed = false;
+  openDialogs.add(close);
   function close() {
     if (closed) return;
     closed = true;
+    openDialogs.delete(close);
     document.removeEventListener('keydown', onKey);
     back.remove();
     if (opts.onClose) opts.onClose();
@@ -320,7 +343,8 @@ export function drawer(title, body) {
   const onKey = (e) => { if (e.key === 'Escape') close(); };
   document.addEventListener('keydown', onKey);
   document.body.append(back);
-  function close() { document.removeEventListener('keydown', onKey); back.remove(); }
+  openDialogs.add(close);
+  function close() { openDialogs.delete(close); document.removeEventListener('keydown', onKey); back.remove(); }
   return { close };
 }
 
@@ -386,4 +410,52 @@ export function sparkline(values, opts = {}) {
     svg.append(line);
   }
   return svg;
+}
+
+// formModal shows form f in a dialog whose 保存 sends submit(f.value()): a refusal shows
+// under the fields it names, success closes the dialog and calls done.
+export function formModal(title, f, submit, done, opts = {}) {
+  let saving = false;
+  const save = async () => {
+    if (saving) return;
+    saving = true;
+    try {
+      await submit(f.value());
+      toast(t('common.saved'));
+      m.close();
+      if (done) done();
+    } catch (err) {
+      f.showErrors(err);
+    } finally {
+      saving = false;
+    }
+  };
+  const m = modal(title, f.el, [
+    button(t('common.cancel'), () => m.close(), 'cancel'),
+    button(t('common.save'), save, 'btn-primary save'),
+  ], Object.assign({ sticky: true }, opts));
+  const first = m.box.querySelector('input:not([readonly]):not([type=checkbox]), select, textarea');
+  if (first) first.focus();
+  return m;
+}
+
+// every calls fn each ms while the page is shown: one call at a time, none once the user
+// has left; a failure goes to onError (the next round tries again). Answers a function
+// that runs a round now.
+export function every(ctx, ms, fn, onError) {
+  let busy = false;
+  const round = async () => {
+    if (busy || !ctx.alive) return;
+    busy = true;
+    try {
+      await fn();
+    } catch (err) {
+      if (ctx.alive && onError) onError(err);
+    } finally {
+      busy = false;
+    }
+  };
+  const timer = setInterval(round, ms);
+  ctx.onLeave(() => clearInterval(timer));
+  return round;
 }

@@ -4,7 +4,7 @@
 
 import { get, post, put, del, session } from '../api.js';
 import { add, t } from '../i18n.js';
-import { h, page, table, button, form, confirm, toast, failed, fmtTime, kv, pager } from '../ui.js';
+import { h, page, table, button, form, confirm, toast, failed, fmtTime, kv, pager, once } from '../ui.js';
 
 add({
   'cert.title.new': ['新增证书', 'New certificate'],
@@ -67,7 +67,7 @@ async function edit(ctx, id) {
     { name: 'trust', label: t('cert.trust'), kind: 'textarea', rows: 4, file: true, accept: '.pem,.crt', help: t('cert.trust.help') },
     { name: 'description', label: t('common.description'), kind: 'textarea', rows: 3 },
   ], current || {});
-  const save = async () => {
+  const save = once(async () => {
     const body = f.value();
     try {
       if (current) await put(PATH + '/' + encodeURIComponent(current.id), body);
@@ -77,7 +77,7 @@ async function edit(ctx, id) {
     } catch (err) {
       f.showErrors(err);
     }
-  };
+  });
   const derived = current ? h('div', null, h('h3', null, t('cert.fingerprint')), kv([
     [t('cert.subject'), current.subject],
     [t('cert.issuer'), current.issuer],

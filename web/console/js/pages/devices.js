@@ -5,7 +5,7 @@
 
 import { get, post, put, del, listAll, stream, session, query } from '../api.js';
 import { add, t } from '../i18n.js';
-import { h, fill, page, table, button, form, modal, confirm, toast, failed, fmtTime, kv, pager, badge } from '../ui.js';
+import { h, fill, page, table, button, form, formModal, every, confirm, toast, failed, fmtTime, kv, pager, badge } from '../ui.js';
 
 add({
   'devices.detail.title': ['设备详情', 'Device'],
@@ -59,6 +59,7 @@ add({
   'devices.stream.paused': ['已暂停，{n} 条消息待显示', 'Paused, {n} messages waiting'],
   'devices.stream.dropped': ['丢失 {n} 条消息（显示太慢）', '{n} messages lost (shown too slowly)'],
   'devices.stream.ended': ['消息流已结束：{msg}', 'The stream ended: {msg}'],
+  'devices.stream.closed': ['连接已关闭', 'the connection closed'],
   'devices.stream.reconnect': ['重新连接', 'Reconnect'],
   'devices.stream.empty': ['等待设备消息…', 'Waiting for the device’s messages…'],
   'devices.dir.up': ['上行', 'up'],
@@ -174,22 +175,12 @@ async function list(ctx) {
   };
   paint(first);
 
-  let busy = false;
-  const timer = setInterval(async () => {
-    if (busy || !ctx.alive) return;
-    busy = true;
-    try {
-      const r = await fetchPage();
-      if (!ctx.alive) return;
-      paint(r);
-      status.textContent = t('devices.autoRefresh');
-    } catch (err) {
-      if (ctx.alive) status.textContent = t('devices.refreshFailed', { msg: err.message });
-    } finally {
-      busy = false;
-    }
-  }, REFRESH_MS);
-  ctx.onLeave(() => clearInterval(timer));
+  every(ctx, REFRESH_MS, async () => {
+    const r = await fetchPage();
+    if (!ctx.alive) return;
+    paint(r);
+    status.textContent = t('devices.autoRefresh');
+  }, (err) => { status.textContent = t('devices.refreshFailed', { msg: err.message }); });
 
   return page(t('menu.devices'),
     admin ? [button(t('common.add'), () => editor(ctx, null, products), 'btn-primary add')] : [],
@@ -204,32 +195,12 @@ function editor(ctx, current, products) {
   const f = form([
     { name: 'id', label: t('devices.id'), readonly: !!current, help: current ? null : t('devices.id.help') },
     { name: 'name', label: t('devices.name'), required: true },
-    { name: 'productId', label: t('devices.product'), kind: 'select', options, required: true },
+    // A device's product is fixed once created (the API refuses product_immutable).
+    { name: 'productId', label: t('devices.product'), kind: 'select', options, required: true, disabled: !!current, omit: !!current },
     { name: 'description', label: t('common.description'), kind: 'textarea', rows: 3 },
   ], current || {});
-  let saving = false;
-  const save = async () => {
-    if (saving) return;
-    saving = true;
-    try {
-      const body = f.value();
-      if (current) await put(PATH + '/' + enc(current.id), body);
-      else await post(PATH, body);
-      toast(t('common.saved'));
-      m.close();
-      ctx.rerender();
-    } catch (err) {
-      f.showErrors(err);
-    } finally {
-      saving = false;
-    }
-  };
-  const m = modal(t(current ? 'devices.title.edit' : 'devices.title.new'), f.el, [
-    button(t('common.cancel'), () => m.close(), 'cancel'),
-    button(t('common.save'), save, 'btn-primary save'),
-  ], { sticky: true });
-  const firstInput = m.box.querySelector(current ? 'input[name=name]' : 'input[name=id]');
-  if (firstInput) firstInput.focus();
+  formModal(t(current ? 'devices.title.edit' : 'devices.title.new'), f,
+    (body) => (current ? put(PATH + '/' + enc(current.id), Object.assign(body, { productId: current.productId })) : post(PATH, body)), () => ctx.rerender());
 }
 
 // --- one device ---
@@ -279,22 +250,12 @@ async function detail(ctx) {
   };
   paint(d);
 
-  let busy = false;
-  const timer = setInterval(async () => {
-    if (busy || !ctx.alive) return;
-    busy = true;
-    try {
-      const dev = await get(base);
-      if (!ctx.alive) return;
-      paint(dev);
-      status.textContent = t('devices.autoRefresh');
-    } catch (err) {
-      if (ctx.alive) status.textContent = t('devices.refreshFailed', { msg: err.message });
-    } finally {
-      busy = false;
-    }
-  }, REFRESH_MS);
-  ctx.onLeave(() => clearInterval(timer));
+  every(ctx, REFRESH_MS, async () => {
+    const dev = await get(base);
+    if (!ctx.alive) return;
+    paint(dev);
+    status.textContent = t('devices.autoRefresh');
+  }, (err) => { status.textContent = t('devices.refreshFailed', { msg: err.message }); });
 
   const actions = [button(t('common.back'), () => ctx.go('/devices'), 'back')];
   if (admin) {
@@ -454,7 +415,7 @@ function messages(ctx, base) {
       show(data);
     }, (err) => {
       if (!ctx.alive) return;
-      state.textContent = t('devices.stream.ended', { msg: err ? err.message : 'EOF' });
+      state.textContent = t('devices.stream.ended', { msg: err ? err.message : t('devices.stream.closed') });
       stop = null;
     });
   };

@@ -5,7 +5,7 @@
 
 import { get, post, put, listAll, session } from '../api.js';
 import { add, t } from '../i18n.js';
-import { h, fill, page, table, button, form, toast, badge, steps, kv, modal, pager } from '../ui.js';
+import { h, fill, page, table, button, form, toast, badge, steps, kv, modal, pager, once } from '../ui.js';
 import { switchState, remove, statusTable } from './network.js';
 
 add({
@@ -256,7 +256,7 @@ async function wizard(ctx, id, providerName) {
       fits.length ? h('div', { class: 'pick-list' }, fits.map((x) => h('button', {
         type: 'button', class: 'card' + (state.protocol === x.id ? ' selected' : ''), disabled: locked && state.protocol !== x.id, dataset: { protocol: x.id },
         onclick: () => { if (!locked) { state.protocol = x.id; paint(); } },
-      }, h('div', { class: 'card-title' }, x.name), h('div', { class: 'card-text' }, x.type + (x.manifest && x.manifest.version ? ' · v' + x.manifest.version : '')))))
+      }, h('div', { class: 'card-title' }, x.name), h('div', { class: 'card-text' }, t('protocols.type.' + x.type) + (x.manifest && x.manifest.version ? ' · v' + x.manifest.version : '')))))
         : h('p', { class: 'muted' }, t('gw.protocol.none', { transport: p.transport })));
   };
   const callbackRow = () => ({ name: 'callbackUrl', label: t('gw.callbackUrl'), readonly: true, help: t('gw.callbackUrl.help'), placeholder: t('gw.callbackUrl.pending') });
@@ -375,7 +375,17 @@ async function wizard(ctx, id, providerName) {
     const b = { name: basic.name, description: basic.description, provider: p.name };
     if (p.component) b.channelId = state.channelId || undefined;
     if (p.protocol || p.fixedProtocol) b.protocol = state.protocol || undefined;
-    let cfg = Object.assign({}, basic.configuration || {});
+    // On edit, the stored keys that no step shows (binaryDeviceId, apiUrl, …) are sent
+    // back as they are: a PUT replaces the configuration.
+    const shown = new Set();
+    for (const n of names) {
+      if (n === 'network' || n === 'protocol') continue;
+      for (const name of configForm(n).names()) if (name.startsWith('configuration.')) shown.add(name.slice('configuration.'.length).split(/[.[]/)[0]);
+    }
+    if (p.step === 'modbus') shown.add('points');
+    let cfg = {};
+    for (const [k, v] of Object.entries((current && current.configuration) || {})) if (!shown.has(k)) cfg[k] = v;
+    Object.assign(cfg, basic.configuration || {});
     if (p.step === 'sip') {
       const v = configForm('sip').value().configuration || {};
       const shared = v.shareCluster !== 'false';
@@ -398,7 +408,8 @@ async function wizard(ctx, id, providerName) {
       Object.assign(cfg, configForm(p.step).value().configuration || {});
       if (p.step === 'modbus') { syncPoints(); cfg.points = points; }
     }
-    if (Object.keys(cfg).length) b.configuration = cfg;
+    // Always on edit, even empty: a PUT without configuration would not keep its secrets.
+    if (Object.keys(cfg).length || current) b.configuration = cfg;
     return b;
   }
 
@@ -439,7 +450,7 @@ async function wizard(ctx, id, providerName) {
   }
   let stepMessages = {};
 
-  const save = async () => {
+  const save = once(async () => {
     try {
       const saved = current ? await put(PATH + '/' + enc(current.id), body()) : await post(PATH, body());
       toast(t('common.saved'));
@@ -452,7 +463,7 @@ async function wizard(ctx, id, providerName) {
     } catch (err) {
       showErrors(err);
     }
-  };
+  });
 
   const next = () => {
     const name = names[at];

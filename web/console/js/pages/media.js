@@ -5,7 +5,7 @@
 
 import { get, post, put, del, session } from '../api.js';
 import { add, t } from '../i18n.js';
-import { h, page, table, button, form, confirm, toast, failed, badge, pager } from '../ui.js';
+import { h, page, table, button, form, confirm, toast, failed, badge, pager, once } from '../ui.js';
 
 add({
   'media.title.new': ['新增流媒体服务', 'New media server'],
@@ -126,7 +126,7 @@ async function edit(ctx, id) {
     else if (end !== undefined) cfg.dynamicRtpPortRange = [end];
     return { out, half: (start === undefined) !== (end === undefined) ? (start === undefined ? 0 : 1) : -1 };
   };
-  const save = async () => {
+  const save = once(async () => {
     const { out, half } = body();
     try {
       if (current) await put(PATH + '/' + enc(current.id), out);
@@ -136,7 +136,7 @@ async function edit(ctx, id) {
     } catch (err) {
       f.showErrors(placeRange(err, half));
     }
-  };
+  });
   return page(t(current ? 'media.title.edit' : 'media.title.new'), [button(t('common.back'), () => ctx.go('/media'))],
     h('div', { class: 'media-note', role: 'note' }, t('media.note')),
     f.el,

@@ -4,7 +4,7 @@
 
 import { get, post, put, del, listAll, stream, session } from '../api.js';
 import { add, t } from '../i18n.js';
-import { h, fill, page, table, button, form, confirm, toast, failed, fmtTime, badge, kv, pager } from '../ui.js';
+import { h, fill, page, table, button, form, confirm, toast, failed, fmtTime, badge, kv, pager, every, once } from '../ui.js';
 
 add({
   'net.title.new': ['新增网络组件', 'New network component'],
@@ -272,7 +272,7 @@ async function edit(ctx, id) {
     return { b, rows };
   }
 
-  const save = async () => {
+  const save = once(async () => {
     const { b, rows } = body();
     try {
       if (current) await put(PATH + '/' + enc(current.id), b);
@@ -299,7 +299,7 @@ async function edit(ctx, id) {
       else top.clearErrors();
       if (shared && !placedCfg) shared.clearErrors();
     }
-  };
+  });
 
   return page(t(current ? 'net.title.edit' : 'net.title.new'), [button(t('common.back'), () => ctx.go('/network'))],
     h('div', { class: 'form' }, top.el, h('h3', { class: 'form-section' }, t('net.config')), configHost, desc.el),
@@ -329,8 +329,7 @@ async function detail(ctx) {
     } catch (err) { if (ctx.alive) fill(statusHost, h('div', { class: 'form-error' }, err.message)); }
   };
   await refresh();
-  const timer = setInterval(refresh, 2000);
-  ctx.onLeave(() => clearInterval(timer));
+  every(ctx, 2000, refresh);
 
   const sections = [
     page(t('net.title.detail') + ' · ' + c.name, [
@@ -374,7 +373,7 @@ function debugPanel(ctx, id) {
     const path = `${PATH}/${enc(id)}/debug` + (nodeSel.value ? '?node=' + enc(nodeSel.value) : '');
     stop = stream(path, (name, d) => {
       if (name === 'ready') {
-        line(name, t('net.debug.ready', { nodes: (d.nodes || []).join(', ') || '-' }) + ((d.missing || []).length ? ' · ' + t('net.debug.missing', { nodes: d.missing.join(', ') }) : ''));
+        line(name, t('net.debug.ready', { nodes: (d.nodes || []).join(', ') || '-' }) + ((d.missing || []).length ? ' · ' + t('net.debug.missing', { nodes: d.missing.map((m) => m.serverId || m).join(', ') }) : ''));
       } else if (name === 'dropped') {
         line(name, t('net.debug.dropped', { n: d.count ?? d }));
       } else if (name === 'message') {

@@ -4,7 +4,7 @@
 
 import { get, post, put, del, listAll, session } from '../api.js';
 import { add, t } from '../i18n.js';
-import { h, page, table, button, form, modal, confirm, toast, failed, fmtTime, pager } from '../ui.js';
+import { h, page, table, button, form, formModal, confirm, toast, failed, fmtTime, pager } from '../ui.js';
 
 add({
   'products.title.new': ['新增产品', 'New product'],
@@ -79,27 +79,6 @@ function editor(ctx, current, gateways) {
     { name: 'secureKey', label: t('products.secureKey'), kind: 'password', secret: !!current, help: t('products.secureKey.help') },
     { name: 'description', label: t('common.description'), kind: 'textarea', rows: 3 },
   ], current || {});
-  let saving = false;
-  const save = async () => {
-    if (saving) return;
-    saving = true;
-    const body = f.value();
-    try {
-      if (current) await put(PATH + '/' + encodeURIComponent(current.id), body);
-      else await post(PATH, body);
-      toast(t('common.saved'));
-      m.close();
-      ctx.rerender();
-    } catch (err) {
-      f.showErrors(err);
-    } finally {
-      saving = false;
-    }
-  };
-  const m = modal(t(current ? 'products.title.edit' : 'products.title.new'), f.el, [
-    button(t('common.cancel'), () => m.close(), 'cancel'),
-    button(t('common.save'), save, 'btn-primary save'),
-  ], { sticky: true });
-  const first = m.box.querySelector(current ? 'input[name=name]' : 'input[name=id]');
-  if (first) first.focus();
+  formModal(t(current ? 'products.title.edit' : 'products.title.new'), f,
+    (body) => (current ? put(PATH + '/' + encodeURIComponent(current.id), body) : post(PATH, body)), () => ctx.rerender());
 }
