@@ -1,0 +1,51 @@
+package web_test
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/linkops/linkops/internal/testutil"
+	"github.com/linkops/linkops/listeners"
+)
+
+// TestConsoleNetworkDebug: a component's page shows its live status, and its debug panel
+// follows the debug stream: ready with the streaming nodes, then a TCP client's connect,
+// its bytes (in hex) and its disconnect, as they happen.
+func TestConsoleNetworkDebug(t *testing.T) {
+	n := testutil.StartNode(t, "")
+	admin := n.Admin(t)
+	port := testutil.FreePort(t, "tcp", "127.0.0.1")
+	testutil.Do(t, admin, http.MethodPost, "/api/v1/network-components", map[string]any{"id": "tcp-debug", "name": "tcp-debug",
+		"type": "TCP_SERVER", "state": "enabled", "configuration": map[string]any{"host": "127.0.0.1", "port": port}}, nil)
+	testutil.WaitComponentStates(t, admin, "tcp-debug", map[string]string{n.Cfg.NodeID: listeners.StateRunning})
+
+	b := testutil.NewBrowser(t)
+	b.Login(t, "http://"+n.HTTPAddr(), testutil.AdminPassword)
+	wait := func(what, expr string) { t.Helper(); b.WaitJS(t, 30*time.Second, what, expr) }
+	b.Open(t, "#/network/tcp-debug")
+	wait("running with its address", fmt.Sprintf(`(() => { const r = document.querySelector('.status-host tr[data-id=%s]');
+		return !!r && r.querySelector('.badge').dataset.state === 'running' && r.textContent.includes('127.0.0.1:%d'); })()`, testutil.JSString(n.Cfg.NodeID), port))
+	b.Click("start debugging", ".debug-toggle")
+	wait("the stream is ready", fmt.Sprintf(`[...document.querySelectorAll('.debug-stream .stream-line[data-event=ready]')].some(l => l.textContent.includes(%s))`, testutil.JSString(n.Cfg.NodeID)))
+
+	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait("the connect shown", `!!document.querySelector('.debug-stream .stream-line[data-event=connect]')`)
+	if _, err := conn.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	wait("the bytes shown in hex", `[...document.querySelectorAll('.debug-stream .stream-line[data-event=message]')].some(l => l.textContent.includes('68656c6c6f'))`)
+	conn.Close()
+	wait("the disconnect shown", `!!document.querySelector('.debug-stream .stream-line[data-event=disconnect]')`)
+	b.Screenshot(t.ArtifactDir(), "network-debug")
+
+	b.Click("stop debugging", ".debug-toggle")
+	if p := b.Problems(); len(p) > 0 {
+		t.Errorf("the browser saw %v", p)
+	}
+}
