@@ -17,7 +17,6 @@ import (
 
 	"github.com/linkops/linkops/client"
 	"github.com/linkops/linkops/internal/testutil"
-	lsip "github.com/linkops/linkops/sip"
 )
 
 // TestCLIVideo drives a GB/T 28181 camera with the binary's client commands against one
@@ -63,26 +62,9 @@ func TestCLIVideo(t *testing.T) {
 
 	sipAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	cam := testutil.DialCamera(t, sipAddr, camID, domain, serverID, password)
-	res := cam.Request(t, cam.RegisterRequest(3600, nil))
-	if res.StatusCode != 401 {
-		t.Fatalf("first REGISTER: %d, want 401", res.StatusCode)
-	}
-	if res = cam.Request(t, cam.RegisterRequest(3600, res)); res.StatusCode != 200 {
-		t.Fatalf("authenticated REGISTER: %s", res.String())
-	}
-	q := cam.NextRequest(t, sip.MESSAGE)
-	cmd, err := lsip.DecodeCommand(q.Body())
-	if err != nil || cmd.CmdType != lsip.CmdCatalog {
-		t.Fatalf("expected a Catalog query, got %q (%v)", q.Body(), err)
-	}
-	cam.Answer(t, q, 200, nil)
-	catalog := fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?><Response><CmdType>Catalog</CmdType><SN>%d</SN><DeviceID>%s</DeviceID><SumNum>2</SumNum><DeviceList Num="2">`+
-		`<Item><DeviceID>%s</DeviceID><Name>Gate</Name><Manufacturer>Hikvision</Manufacturer><Model>DS-2CD</Model><Status>ON</Status><ParentID>%s</ParentID></Item>`+
-		`<Item><DeviceID>%s</DeviceID><Name>Yard</Name><Manufacturer>Dahua</Manufacturer><Model>IPC</Model><Status>OFF</Status><ParentID>%s</ParentID></Item>`+
-		`</DeviceList></Response>`, cmd.SN, camID, chGate, camID, chYard, camID)
-	if res := cam.Request(t, cam.Message(catalog)); res.StatusCode != 200 {
-		t.Fatalf("Catalog answer: %d", res.StatusCode)
-	}
+	cam.RegisterWithChannels(t,
+		testutil.Channel{ID: chGate, Name: "Gate", Manufacturer: "Hikvision", Model: "DS-2CD", Status: "ON"},
+		testutil.Channel{ID: chYard, Name: "Yard", Manufacturer: "Dahua", Model: "IPC", Status: "OFF"})
 
 	t.Run("device channels", func(t *testing.T) {
 		var r cliResult

@@ -12,7 +12,6 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/linkops/linkops/internal/testutil"
-	lsip "github.com/linkops/linkops/sip"
 )
 
 // TestConsoleDevices drives the products and devices pages on one node: a device created
@@ -193,25 +192,7 @@ func TestConsoleDevicesCamera(t *testing.T) {
 	testutil.WaitSIP(t, sipAddr)
 
 	cam := testutil.DialCamera(t, sipAddr, camID, domain, serverID, password)
-	res := cam.Request(t, cam.RegisterRequest(3600, nil))
-	if res.StatusCode != 401 {
-		t.Fatalf("first REGISTER: %d, want 401", res.StatusCode)
-	}
-	if res = cam.Request(t, cam.RegisterRequest(3600, res)); res.StatusCode != 200 {
-		t.Fatalf("authenticated REGISTER: %s", res.String())
-	}
-	q := cam.NextRequest(t, sip.MESSAGE)
-	cmd, err := lsip.DecodeCommand(q.Body())
-	if err != nil || cmd.CmdType != lsip.CmdCatalog {
-		t.Fatalf("expected a Catalog query, got %q (%v)", q.Body(), err)
-	}
-	cam.Answer(t, q, 200, nil)
-	catalog := fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?><Response><CmdType>Catalog</CmdType><SN>%d</SN><DeviceID>%s</DeviceID><SumNum>1</SumNum><DeviceList Num="1">`+
-		`<Item><DeviceID>%s</DeviceID><Name>Gate</Name><Manufacturer>Hikvision</Manufacturer><Model>DS-2CD</Model><Status>ON</Status><ParentID>%s</ParentID></Item>`+
-		`</DeviceList></Response>`, cmd.SN, camID, chGate, camID)
-	if res := cam.Request(t, cam.Message(catalog)); res.StatusCode != 200 {
-		t.Fatalf("Catalog answer: %d", res.StatusCode)
-	}
+	cam.RegisterWithChannels(t, testutil.Channel{ID: chGate, Name: "Gate", Manufacturer: "Hikvision", Model: "DS-2CD", Status: "ON"})
 	z := testutil.StartZLM(t, "127.0.0.1", "zlm-secret")
 	testutil.Do(t, admin, http.MethodPost, "/api/v1/media-servers", map[string]any{"id": "zlm1", "name": "zlm1", "provider": "zlmedia",
 		"configuration": map[string]any{"secret": "zlm-secret", "apiHost": "127.0.0.1", "apiPort": z.Port, "rtpIp": "127.0.0.1", "rtspPort": 554},

@@ -129,6 +129,18 @@ func (c *Camera) RegisterRequest(expires int, prev *sip.Response) *sip.Request {
 // answered as a camera expects.
 func (c *Camera) Register(t testing.TB) {
 	t.Helper()
+	c.RegisterWithChannels(t)
+}
+
+// Channel is one channel a camera lists in its Catalog answer.
+type Channel struct {
+	ID, Name, Manufacturer, Model, Status string
+}
+
+// RegisterWithChannels is Register, then the camera answers the server's Catalog query
+// with these channels in one MESSAGE (none: no answer but the 200).
+func (c *Camera) RegisterWithChannels(t testing.TB, channels ...Channel) {
+	t.Helper()
 	res := c.Request(t, c.RegisterRequest(3600, nil))
 	if res.StatusCode != 401 {
 		t.Fatalf("camera %s: first REGISTER answered %d, want 401", c.ID, res.StatusCode)
@@ -138,6 +150,20 @@ func (c *Camera) Register(t testing.TB) {
 	}
 	q := c.NextRequest(t, sip.MESSAGE)
 	c.Answer(t, q, 200, nil)
+	if len(channels) == 0 {
+		return
+	}
+	sn := Between(string(q.Body()), "<SN>", "</SN>")
+	var items strings.Builder
+	for _, ch := range channels {
+		fmt.Fprintf(&items, "<Item><DeviceID>%s</DeviceID><Name>%s</Name><Manufacturer>%s</Manufacturer><Model>%s</Model><Status>%s</Status><ParentID>%s</ParentID></Item>",
+			ch.ID, ch.Name, ch.Manufacturer, ch.Model, ch.Status, c.ID)
+	}
+	catalog := fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?><Response><CmdType>Catalog</CmdType><SN>%s</SN><DeviceID>%s</DeviceID><SumNum>%d</SumNum><DeviceList Num="%d">%s</DeviceList></Response>`,
+		sn, c.ID, len(channels), len(channels), items.String())
+	if res := c.Request(t, c.Message(catalog)); res.StatusCode != 200 {
+		t.Fatalf("camera %s: Catalog answer answered %d", c.ID, res.StatusCode)
+	}
 }
 
 // Message builds a MANSCDP MESSAGE carrying body.
