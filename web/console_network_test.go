@@ -49,3 +49,32 @@ func TestConsoleNetworkDebug(t *testing.T) {
 		t.Errorf("the browser saw %v", p)
 	}
 }
+
+// TestConsoleSecretKeptOnlyWhereItCan: editing an MQTT_CLIENT component, its password
+// field says an empty value keeps the stored one; switched from 共享配置 to 独立配置 it no
+// longer says so (the server has no entry to keep it from), and the password is asked.
+func TestConsoleSecretKeptOnlyWhereItCan(t *testing.T) {
+	n := testutil.StartNode(t, "")
+	admin := n.Admin(t)
+	testutil.Do(t, admin, http.MethodPost, "/api/v1/network-components", map[string]any{"id": "broker", "name": "broker",
+		"type": "MQTT_CLIENT", "configuration": map[string]any{"remoteHost": "127.0.0.1", "remotePort": 1883, "password": "s3cret"}}, nil)
+	b := testutil.NewBrowser(t)
+	b.Login(t, "http://"+n.HTTPAddr(), testutil.AdminPassword)
+	b.Open(t, "#/network/broker/edit")
+	keepsHint := `[...document.querySelectorAll('.field[data-field="password"]')].filter(f => !f.closest('[hidden]')).map(f => f.textContent.includes('留空则保留已保存的值'))`
+	var hints []bool
+	b.Eval(keepsHint, &hints)
+	if len(hints) != 1 || !hints[0] {
+		t.Errorf("shared password field: keeps-hint %v, want [true]", hints)
+	}
+	b.Choose(`select[name="shareCluster"]`, "false")
+	b.WaitJS(t, 30*time.Second, "a row per node", `document.querySelectorAll('.node-row').length === 1`)
+	hints = nil
+	b.Eval(keepsHint, &hints)
+	if len(hints) != 1 || hints[0] {
+		t.Errorf("per-node password field after switching: keeps-hint %v, want [false]", hints)
+	}
+	if p := b.Problems(); len(p) > 0 {
+		t.Errorf("the browser saw %v", p)
+	}
+}

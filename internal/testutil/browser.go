@@ -218,12 +218,13 @@ func (b *Browser) WaitJS(t testing.TB, timeout time.Duration, what, expr string)
 	}
 }
 
-// Screenshot writes the whole viewport as dir/name.png.
+// Screenshot writes the whole viewport as dir/<test>-name.png.
 func (b *Browser) Screenshot(dir, name string) string {
 	b.t.Helper()
 	var png []byte
 	b.Run("screenshot "+name, chromedp.CaptureScreenshot(&png))
-	path := filepath.Join(dir, name+".png")
+	// Named after the test too: go test's artifact folders are numbered, not named.
+	path := filepath.Join(dir, strings.NewReplacer("/", "-", " ", "_").Replace(b.t.Name())+"-"+name+".png")
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		b.t.Fatal(err)
 	}

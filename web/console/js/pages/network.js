@@ -225,7 +225,10 @@ async function edit(ctx, id) {
   function paint() {
     const type = top.get('type');
     const isShared = top.get('shareCluster') !== 'false';
-    const fields = configFields(type, certs, !!current);
+    // A stored secret is kept only where the same configuration is edited: switching
+    // between 共享 and 独立 leaves the server no entry to keep it from, so it is asked again.
+    const keeps = !!current && (rec.shareCluster !== false) === isShared;
+    const fields = configFields(type, certs, keeps);
     const help = h('div', { class: 'field-help node-help' }, t(isShared ? 'net.shared.help' : 'net.independent.help'));
     if (isShared) {
       const keep = shared ? shared.value() : (rec.shareCluster !== false ? rec.configuration : (rec.cluster || [])[0]?.configuration) || {};
