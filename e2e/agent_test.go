@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -47,6 +48,20 @@ func TestMakeRunDefaultsSurviveRestart(t *testing.T) {
 	})
 	if strings.Contains(first.stderr.String(), password) {
 		t.Errorf("the generated password appears in the system log (stderr)")
+	}
+
+	// make run's output leads to the console, which the node serves at its URL.
+	if !strings.Contains(first.stdout.String(), "web console: open http://"+defaultHTTPAddr+"/") {
+		t.Errorf("make run does not say where the web console is:\n%s", first.stdout.String())
+	}
+	page, err := http.Get("http://" + defaultHTTPAddr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	if page.StatusCode != http.StatusOK || !strings.Contains(string(body), "/console/js/app.js") {
+		t.Errorf("GET / = %d: not the console:\n%.300s", page.StatusCode, body)
 	}
 
 	admin := first.login("admin", password)

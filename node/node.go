@@ -243,6 +243,7 @@ func (n *Node) start() error {
 	n.startDataPlane()
 	n.log.Info("node started", "http", n.httpLn.Addr().String(), "raft", raftAdv, "version", Version, "data_dir", n.cfg.DataDir)
 	fmt.Fprintf(n.out, "linkops node %q is serving the API at http://%s\n", n.cfg.NodeID, apiAdv)
+	fmt.Fprintf(n.out, "web console: open http://%s/ in a browser and log in as admin\n", apiAdv)
 	fmt.Fprintf(n.out, "log in with: linkops login --addr http://%s --username admin\n", apiAdv)
 	return nil
 }

@@ -246,6 +246,7 @@ for n in "${nodes[@]}"; do
 	echo "  node$n (rack-$n): http://127.0.0.1:$(http_port "$n")"
 done
 echo
+echo "web console:  open any node's URL above in a browser and log in as admin"
 echo "log in with:  bin/linkops login --addr http://127.0.0.1:$(http_port 1) --username admin"
 if [[ -n $generated_password ]]; then
 	echo "              generated password of admin (shown only once): $generated_password"
