@@ -144,7 +144,7 @@ func TestDisablingAGatewayClosesItsSessions(t *testing.T) {
 	}
 	c.do(t, http.MethodPost, "/api/v1/gateways/gw-dis/enable", nil, nil)
 	for i, id := range []string{"v1", "v2", "v3"} {
-		dialWhenAccepted(t, hostPort(i, port), id, p)
+		testutil.DialMQTTDeviceWhenAccepted(t, hostPort(i, port), id, p)
 	}
 	c.do(t, http.MethodGet, "/api/v1/gateways/gw-dis/sessions", nil, &sessions)
 	if sessions.Total != 3 {

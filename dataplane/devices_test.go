@@ -73,24 +73,6 @@ func dialWatched(t *testing.T, addr, id string, p testutil.Product) (*testutil.M
 	return d, lost
 }
 
-// dialWhenAccepted connects an official device, asking again while it is refused (a
-// gateway enabled a moment ago reaches each node's table within a second).
-func dialWhenAccepted(t *testing.T, addr, id string, p testutil.Product) *testutil.MQTTDevice {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		d, err := testutil.DialMQTTDevice(addr, id, p, testutil.MQTTOptions(addr, id, p, false))
-		if err == nil {
-			t.Cleanup(d.Close)
-			return d
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s still refused by %s: %v", id, addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func hostPort(i, port int) string { return net.JoinHostPort(testutil.NodeHosts[i], fmt.Sprint(port)) }
 
 // refusedWith connects with options and expects paho's refusal err.
@@ -257,7 +239,7 @@ func TestOfficialMQTTDevice(t *testing.T) {
 		testutil.WaitDevice(t, c.admin, "meter-1", "offline once its gateway is disabled", func(d testutil.Device) bool { return d.State == "offline" })
 		refusedWith(t, "device of a disabled gateway", testutil.MQTTOptions(addr, "meter-2", p, false), packets.ErrorRefusedNotAuthorised)
 		c.do(t, http.MethodPost, "/api/v1/gateways/gw-mqtt/enable", nil, nil)
-		dialWhenAccepted(t, addr, "meter-2", p).Close()
+		testutil.DialMQTTDeviceWhenAccepted(t, addr, "meter-2", p).Close()
 	})
 }
 

@@ -86,7 +86,7 @@ func TestConsoleDevices(t *testing.T) {
 
 	// The device connects and reports: the list shows it without a reload.
 	b.Run("mark the page", chromedp.Evaluate(`document.querySelector('main .page').dataset.keep = '1'`, nil))
-	dev := dialDevice(t, net.JoinHostPort("127.0.0.1", fmt.Sprint(port)), "meter-1", product)
+	dev := testutil.DialMQTTDeviceWhenAccepted(t, net.JoinHostPort("127.0.0.1", fmt.Sprint(port)), "meter-1", product)
 	dev.Report(t, map[string]any{"temperature": 36.5})
 	wait("meter-1 online with its property", `(() => {
 		const row = document.querySelector('main tr[data-id="meter-1"]');
@@ -150,24 +150,6 @@ func TestConsoleDevices(t *testing.T) {
 	}
 	b.Open(t, "#/devices")
 	noProblems("back to the list")
-}
-
-// dialDevice connects an official device, asking again while it is refused (a gateway
-// enabled a moment ago reaches the node's table within a second).
-func dialDevice(t *testing.T, addr, id string, p testutil.Product) *testutil.MQTTDevice {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		d, err := testutil.DialMQTTDevice(addr, id, p, testutil.MQTTOptions(addr, id, p, false))
-		if err == nil {
-			t.Cleanup(d.Close)
-			return d
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s still refused by %s: %v", id, addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // TestConsoleDevicesCamera: a GB/T 28181 camera's page lists the channels of its Catalog;

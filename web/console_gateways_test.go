@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/linkops/linkops/client"
 	"github.com/linkops/linkops/internal/testutil"
 	"github.com/linkops/linkops/resource"
 )
@@ -88,17 +89,7 @@ func TestConsoleGatewayCards(t *testing.T) {
 	}
 	gateway := func(name string) resource.Gateway {
 		t.Helper()
-		var list struct {
-			Items []resource.Gateway `json:"items"`
-		}
-		testutil.Do(t, admin, http.MethodGet, "/api/v1/gateways?pageSize=500&q="+url.QueryEscape(name), nil, &list)
-		for _, g := range list.Items {
-			if g.Name == name {
-				return g
-			}
-		}
-		t.Fatalf("no gateway %q through the API: %+v", name, list.Items)
-		return resource.Gateway{}
+		return byName(t, admin, "/api/v1/gateways", name, func(g resource.Gateway) string { return g.Name })
 	}
 	countGateways := func() int {
 		t.Helper()
@@ -396,17 +387,7 @@ func TestConsoleGatewayCards(t *testing.T) {
 	// --- 6. 网络组件: TCP_SERVER with LENGTH_FIELD, MQTT_CLIENT topics, secure without certId.
 	component := func(name string) resource.NetworkComponent {
 		t.Helper()
-		var list struct {
-			Items []resource.NetworkComponent `json:"items"`
-		}
-		testutil.Do(t, admin, http.MethodGet, "/api/v1/network-components?pageSize=500&q="+url.QueryEscape(name), nil, &list)
-		for _, c := range list.Items {
-			if c.Name == name {
-				return c
-			}
-		}
-		t.Fatalf("no component %q through the API: %+v", name, list.Items)
-		return resource.NetworkComponent{}
+		return byName(t, admin, "/api/v1/network-components", name, func(c resource.NetworkComponent) string { return c.Name })
 	}
 	listed := func(name string) {
 		t.Helper()
@@ -473,4 +454,21 @@ func TestConsoleGatewayCards(t *testing.T) {
 		t.Errorf("the refused component was saved")
 	}
 	t.Logf("screenshots in %s", shots)
+}
+
+// byName finds the record called name in the collection at path, through the API.
+func byName[T any](t *testing.T, admin *client.Client, path, name string, nameOf func(T) string) T {
+	t.Helper()
+	var list struct {
+		Items []T `json:"items"`
+	}
+	testutil.Do(t, admin, http.MethodGet, path+"?pageSize=500&q="+url.QueryEscape(name), nil, &list)
+	for _, it := range list.Items {
+		if nameOf(it) == name {
+			return it
+		}
+	}
+	t.Fatalf("no record %q at %s through the API: %+v", name, path, list.Items)
+	var zero T
+	return zero
 }

@@ -242,3 +242,22 @@ func WaitDevice(t testing.TB, c *client.Client, id string, what string, ok func(
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// DialMQTTDeviceWhenAccepted connects an official device, asking again while it is refused
+// (a gateway enabled a moment ago reaches each node's table within a second); it is
+// disconnected when the test ends.
+func DialMQTTDeviceWhenAccepted(t testing.TB, addr, id string, p Product) *MQTTDevice {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		d, err := DialMQTTDevice(addr, id, p, MQTTOptions(addr, id, p, false))
+		if err == nil {
+			t.Cleanup(d.Close)
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still refused by %s: %v", id, addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
