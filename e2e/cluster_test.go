@@ -162,6 +162,18 @@ func (tc *testCluster) start(n *clusterNode) {
 	n.proc = startAgent(tc.t, tc.t.TempDir(), n.httpAddr, n.args...)
 }
 
+// startedCluster starts n nodes, waits until each is healthy and answers the leader they
+// elected.
+func startedCluster(t *testing.T, n int) (*testCluster, *clusterNode) {
+	t.Helper()
+	tc := newCluster(t, n)
+	tc.startAll()
+	for _, node := range tc.nodes {
+		node.proc.waitHealthy()
+	}
+	return tc, tc.waitLeader(tc.nodes...)
+}
+
 func (tc *testCluster) startAll() {
 	tc.t.Helper()
 	for _, n := range tc.nodes {
@@ -839,12 +851,7 @@ func runWriter(ctx context.Context, tc *testCluster, n *clusterNode, idx int, pa
 // writer per node creates certificates through it: no acknowledged write may be lost, and
 // every refusal must be a 503 an operator can act on.
 func TestRollingRestartUnderLoad(t *testing.T) {
-	tc := newCluster(t, 3)
-	tc.startAll()
-	for _, n := range tc.nodes {
-		n.proc.waitHealthy()
-	}
-	leader := tc.waitLeader(tc.nodes...)
+	tc, leader := startedCluster(t, 3)
 	tc.login(tc.nodes[0])
 	tc.waitNodeLists(tc.nodes, tc.nodes, leader.id)
 	pair := testutil.NewCA(t).Issue(t, "rolling.example.test", "rolling.example.test")

@@ -15,12 +15,7 @@ import (
 // its listener is gone, the status through a survivor lists it as unreachable with a
 // reason, and the other two still accept connections (SPEC §4.3.1, issue 9 acceptance 5).
 func TestKilledNodeShowsUnreachable(t *testing.T) {
-	tc := newCluster(t, 3)
-	tc.startAll()
-	for _, n := range tc.nodes {
-		n.proc.waitHealthy()
-	}
-	tc.waitLeader(tc.nodes...)
+	tc, _ := startedCluster(t, 3)
 	tc.login(tc.nodes[0])
 	c := tc.client(tc.nodes[0])
 

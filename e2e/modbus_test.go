@@ -17,12 +17,7 @@ import (
 func TestModbusPollerKilled(t *testing.T) {
 	dev := testutil.StartModbusServer(t, testutil.FreePort(t, "tcp", "127.0.0.1"))
 	dev.SetHolding(0, 215)
-	tc := newCluster(t, 3)
-	tc.startAll()
-	for _, n := range tc.nodes {
-		n.proc.waitHealthy()
-	}
-	old := tc.waitLeader(tc.nodes...)
+	tc, old := startedCluster(t, 3)
 	var rest []*clusterNode
 	for _, n := range tc.nodes {
 		if n != old {

@@ -55,12 +55,7 @@ func TestOTALeaderKilledMidCampaign(t *testing.T) {
 		installDelay    = time.Second
 		responseTimeout = 5
 	)
-	tc := newCluster(t, 3)
-	tc.startAll()
-	for _, n := range tc.nodes {
-		n.proc.waitHealthy()
-	}
-	old := tc.waitLeader(tc.nodes...)
+	tc, old := startedCluster(t, 3)
 	var followers []int // indexes into tc.nodes (node i+1 binds testutil.NodeHosts[i])
 	for i, n := range tc.nodes {
 		if n != old {

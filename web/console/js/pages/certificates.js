@@ -2,9 +2,10 @@
 // derived fields (subject, issuer, names, validity, fingerprint) shown once saved; the
 // private key is write-only and never shown.
 
-import { get, post, put, del, session } from '../api.js';
+import { get, post, put, session } from '../api.js';
+import { remove } from '../actions.js';
 import { add, t } from '../i18n.js';
-import { h, page, table, button, form, confirm, toast, failed, fmtTime, kv, pager, once } from '../ui.js';
+import { h, page, table, button, form, toast, fmtTime, kv, pager, once } from '../ui.js';
 
 add({
   'cert.title.new': ['新增证书', 'New certificate'],
@@ -50,10 +51,7 @@ async function list(ctx) {
       { title: t('common.actions'), render: (c) => h('div', { class: 'row-actions' },
         button(t(admin ? 'common.edit' : 'common.view'), () => ctx.go('/certificates/' + encodeURIComponent(c.id)), 'btn-link ' + (admin ? 'edit' : 'view')),
         !admin ? null :
-        button(t('common.delete'), async () => {
-          if (!await confirm(t('common.confirmDelete', { name: c.name }), t('common.delete'), true)) return;
-          try { await del(PATH + '/' + encodeURIComponent(c.id)); toast(t('common.deleted')); ctx.rerender(); } catch (err) { failed(err); }
-        }, 'btn-link danger delete')) },
+        button(t('common.delete'), async () => { if (await remove(PATH, c)) ctx.rerender(); }, 'btn-link danger delete')) },
     ], r.items, { rowId: (c) => c.id }),
     pager(pageNo, 20, r.total, (p) => ctx.go(`/certificates?q=${encodeURIComponent(q)}&page=${p}`)));
 }

@@ -4,6 +4,7 @@
 // for GB/T 28181 cameras, their channels and video play.
 
 import { get, post, put, del, listAll, stream, session, query } from '../api.js';
+import { remove } from '../actions.js';
 import { add, t } from '../i18n.js';
 import { h, fill, page, table, button, form, formModal, every, confirm, toast, failed, fmtTime, kv, pager, badge } from '../ui.js';
 
@@ -152,10 +153,7 @@ async function list(ctx) {
   if (admin) {
     columns.push({ title: t('common.actions'), render: (d) => h('div', { class: 'row-actions' },
       button(t('common.edit'), () => editor(ctx, d, products), 'btn-link edit'),
-      button(t('common.delete'), async () => {
-        if (!await confirm(t('common.confirmDelete', { name: d.name || d.id }), t('common.delete'), true)) return;
-        try { await del(PATH + '/' + enc(d.id)); toast(t('common.deleted')); ctx.rerender(); } catch (err) { failed(err); }
-      }, 'btn-link danger delete')) });
+      button(t('common.delete'), async () => { if (await remove(PATH, d)) ctx.rerender(); }, 'btn-link danger delete')) });
   }
 
   const body = h('div', { class: 'devices-body' });

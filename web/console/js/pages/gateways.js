@@ -6,7 +6,8 @@
 import { get, post, put, listAll, session } from '../api.js';
 import { add, t } from '../i18n.js';
 import { h, fill, page, table, button, form, toast, badge, steps, kv, modal, pager, once } from '../ui.js';
-import { switchState, remove, statusTable } from './network.js';
+import { switchState, remove } from '../actions.js';
+import { statusTable } from './network.js';
 
 add({
   'gw.title.new': ['新增设备接入网关', 'New device gateway'],

@@ -3,9 +3,10 @@
 // open the manual's 流媒体详情页. The API secret is write-only: left empty on edit, the
 // stored one is kept.
 
-import { get, post, put, del, session } from '../api.js';
+import { get, post, put, session } from '../api.js';
+import { switchState, remove } from '../actions.js';
 import { add, t } from '../i18n.js';
-import { h, page, table, button, form, confirm, toast, failed, badge, pager, once } from '../ui.js';
+import { h, page, table, button, form, toast, badge, pager, once } from '../ui.js';
 
 add({
   'media.title.new': ['新增流媒体服务', 'New media server'],
@@ -34,8 +35,6 @@ add({
   'media.playPort.help': ['可选：填写后播放地址中包含对应的 rtsp:// / rtmp:// 地址', 'Optional: adds rtsp:// / rtmp:// URLs to a play answer'],
   'media.description.help': ['备注信息，最多可输入200个字符，非必填', 'Optional notes, up to 200 characters'],
   'media.note': ['若系统中存在多个流媒体服务，播放视频时会进行随机调用。', 'When there are several media servers, playing a video picks one of them at random.'],
-  'media.enabled': ['已启用', 'Enabled'],
-  'media.disabled': ['已禁用', 'Disabled'],
 });
 
 const PATH = '/api/v1/media-servers';
@@ -60,23 +59,6 @@ async function list(ctx) {
   const search = h('input', { placeholder: t('common.name'), value: q, class: 'search' });
   const find = () => ctx.go('/media?q=' + enc(search.value.trim()));
   search.addEventListener('keydown', (e) => { if (e.key === 'Enter') find(); });
-  const act = async (m, verb) => {
-    const enabled = verb === 'enable';
-    if (!await confirm(t(enabled ? 'common.confirmEnable' : 'common.confirmDisable', { name: m.name }), t(enabled ? 'common.enable' : 'common.disable'), !enabled)) return;
-    try {
-      await post(PATH + '/' + enc(m.id) + '/' + verb);
-      toast(t(enabled ? 'media.enabled' : 'media.disabled'));
-      ctx.rerender();
-    } catch (err) { failed(err); }
-  };
-  const remove = async (m) => {
-    if (!await confirm(t('common.confirmDelete', { name: m.name }), t('common.delete'), true)) return;
-    try {
-      await del(PATH + '/' + enc(m.id));
-      toast(t('common.deleted'));
-      ctx.rerender();
-    } catch (err) { failed(err); }
-  };
   return page(t('menu.media'), admin ? [button(t('common.add'), () => ctx.go('/media/new'), 'btn-primary add')] : [],
     h('div', { class: 'toolbar' }, search, button(t('common.search'), find)),
     table([
@@ -88,9 +70,9 @@ async function list(ctx) {
       { title: t('common.actions'), render: (m) => (admin ? h('div', { class: 'row-actions' },
         button(t('common.edit'), () => ctx.go('/media/' + enc(m.id)), 'btn-link edit'),
         m.state === 'enabled'
-          ? button(t('common.disable'), () => act(m, 'disable'), 'btn-link disable')
-          : button(t('common.enable'), () => act(m, 'enable'), 'btn-link enable'),
-        button(t('common.delete'), () => remove(m), 'btn-link danger delete')) : '-') },
+          ? button(t('common.disable'), async () => { if (await switchState(PATH, m)) ctx.rerender(); }, 'btn-link disable')
+          : button(t('common.enable'), async () => { if (await switchState(PATH, m)) ctx.rerender(); }, 'btn-link enable'),
+        button(t('common.delete'), async () => { if (await remove(PATH, m)) ctx.rerender(); }, 'btn-link danger delete')) : '-') },
     ], r.items || [], { rowId: (m) => m.id }),
     pager(pageNo, 20, r.total, (p) => ctx.go(`/media?q=${enc(q)}&page=${p}`)));
 }

@@ -2,9 +2,10 @@
 // 独立配置 (one row per node), the live status of every node, and the debug panel that
 // follows what the component receives.
 
-import { get, post, put, del, listAll, stream, session } from '../api.js';
+import { get, post, put, listAll, stream, session } from '../api.js';
+import { switchState, remove } from '../actions.js';
 import { add, t } from '../i18n.js';
-import { h, fill, page, table, button, form, confirm, toast, failed, fmtTime, badge, kv, pager, every, once } from '../ui.js';
+import { h, fill, page, table, button, form, toast, fmtTime, badge, kv, pager, every, once } from '../ui.js';
 
 add({
   'net.title.new': ['新增网络组件', 'New network component'],
@@ -91,24 +92,6 @@ export const routes = [
 ];
 
 const enc = encodeURIComponent;
-
-// switchState asks, then enables or disables a resource; answers whether it changed.
-export async function switchState(path, rec) {
-  const enable = rec.state !== 'enabled';
-  if (!await confirm(t(enable ? 'common.confirmEnable' : 'common.confirmDisable', { name: rec.name }))) return false;
-  try {
-    await post(`${path}/${enc(rec.id)}/${enable ? 'enable' : 'disable'}`);
-    toast(t('common.done'));
-    return true;
-  } catch (err) { failed(err); return false; }
-}
-
-// remove asks, then deletes; a refusal (409 …_enabled, …_referenced) is shown as the
-// server words it.
-export async function remove(path, rec) {
-  if (!await confirm(t('common.confirmDelete', { name: rec.name }), t('common.delete'), true)) return false;
-  try { await del(`${path}/${enc(rec.id)}`); toast(t('common.deleted')); return true; } catch (err) { failed(err); return false; }
-}
 
 function portsOf(c) {
   const one = (cfg) => cfg ? (c.type === 'MQTT_CLIENT' ? `${cfg.remoteHost || ''}:${cfg.remotePort || ''}` : `${cfg.host || '0.0.0.0'}:${cfg.port || ''}`) : '';

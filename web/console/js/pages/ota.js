@@ -3,7 +3,8 @@
 // records, all kept live by polling. Stop (停止), resume (继续升级) and retry (批量重试)
 // follow the manual: each shows only when it has something to do.
 
-import { get, post, put, del, upload, listAll, session } from '../api.js';
+import { get, post, put, upload, listAll, session } from '../api.js';
+import { remove } from '../actions.js';
 import { add, t } from '../i18n.js';
 import { h, fill, page, table, button, form, modal, confirm, toast, failed, fmtTime, fmtBytes, badge, kv, pager, progress } from '../ui.js';
 import { fileDigest } from '../hash.js';
@@ -132,10 +133,7 @@ async function firmwares(ctx) {
       { title: t('common.actions'), render: (f) => h('div', { class: 'row-actions' },
         button(t('ota.tasks'), () => ctx.go('/ota/' + enc(f.id) + '/tasks'), 'btn-link tasks'),
         admin ? button(t('common.edit'), () => firmwareModal(ctx, f), 'btn-link edit') : null,
-        admin ? button(t('common.delete'), async () => {
-          if (!await confirm(t('common.confirmDelete', { name: f.name }), t('common.delete'), true)) return;
-          try { await del(FW + '/' + enc(f.id)); toast(t('common.deleted')); ctx.rerender(); } catch (err) { failed(err); }
-        }, 'btn-link danger delete') : null) },
+        admin ? button(t('common.delete'), async () => { if (await remove(FW, f)) ctx.rerender(); }, 'btn-link danger delete') : null) },
     ], r.items, { rowId: (f) => f.id }),
     pager(pageNo, 20, r.total, (p) => ctx.go(`/ota?q=${enc(q)}&page=${p}`)));
 }
@@ -299,10 +297,7 @@ async function tasks(ctx) {
     { title: t('common.createdAt'), render: (x) => fmtTime(x.createdAt) },
     { title: t('common.actions'), render: (x) => h('div', { class: 'row-actions' },
       button(t('common.view'), () => ctx.go('/ota/tasks/' + enc(x.id)), 'btn-link view'),
-      admin && x.state !== 'running' ? button(t('common.delete'), async () => {
-        if (!await confirm(t('common.confirmDelete', { name: x.name }), t('common.delete'), true)) return;
-        try { await del(TASKS + '/' + enc(x.id)); toast(t('common.deleted')); await refresh(); } catch (err) { failed(err); }
-      }, 'btn-link danger delete') : null) },
+      admin && x.state !== 'running' ? button(t('common.delete'), async () => { if (await remove(TASKS, x)) await refresh(); }, 'btn-link danger delete') : null) },
   ];
   const host = h('div', { class: 'task-table' });
   const pagerHost = h('div');

@@ -2,9 +2,10 @@
 // official protocol's credentials (secureId / secureKey, the key write-only). A product's
 // gateway cannot change while it has devices (409 product_has_devices): the form shows it.
 
-import { get, post, put, del, listAll, session } from '../api.js';
+import { get, post, put, listAll, session } from '../api.js';
+import { remove } from '../actions.js';
 import { add, t } from '../i18n.js';
-import { h, page, table, button, form, formModal, confirm, toast, failed, fmtTime, pager } from '../ui.js';
+import { h, page, table, button, form, formModal, fmtTime, pager } from '../ui.js';
 
 add({
   'products.title.new': ['新增产品', 'New product'],
@@ -55,10 +56,7 @@ async function list(ctx) {
   if (admin) {
     columns.push({ title: t('common.actions'), render: (p) => h('div', { class: 'row-actions' },
       button(t('common.edit'), () => editor(ctx, p, gateways), 'btn-link edit'),
-      button(t('common.delete'), async () => {
-        if (!await confirm(t('common.confirmDelete', { name: p.name }), t('common.delete'), true)) return;
-        try { await del(PATH + '/' + encodeURIComponent(p.id)); toast(t('common.deleted')); ctx.rerender(); } catch (err) { failed(err); }
-      }, 'btn-link danger delete')) });
+      button(t('common.delete'), async () => { if (await remove(PATH, p)) ctx.rerender(); }, 'btn-link danger delete')) });
   }
   return page(t('menu.products'),
     admin ? [button(t('common.add'), () => editor(ctx, null, gateways), 'btn-primary add')] : [],

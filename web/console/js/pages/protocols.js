@@ -4,7 +4,8 @@
 // built-in official protocol is listed but can be neither edited nor deleted. As in the
 // manual, adding and editing happen in a dialog (弹框) confirmed with 确定.
 
-import { get, post, put, del, upload, session } from '../api.js';
+import { get, post, put, upload, session } from '../api.js';
+import { remove } from '../actions.js';
 import { add, t } from '../i18n.js';
 import { h, page, table, button, form, modal, confirm, toast, failed, fmtTime, pager, progress, fill } from '../ui.js';
 
@@ -72,18 +73,9 @@ async function list(ctx) {
       { title: t('common.actions'), render: (p) => (admin && !p.builtin ? h('div', { class: 'row-actions' },
         button(t('common.edit'), () => openEdit(ctx, p), 'btn-link edit'),
         p.type === 'local' ? button(t('protocols.reload'), () => reload(ctx, p), 'btn-link reload') : null,
-        button(t('common.delete'), () => remove(ctx, p), 'btn-link danger delete')) : '-') },
+        button(t('common.delete'), async () => { if (await remove(PATH, p)) ctx.rerender(); }, 'btn-link danger delete')) : '-') },
     ], r.items || [], { rowId: (p) => p.id }),
     pager(pageNo, 20, r.total, (p) => ctx.go(`/protocols?q=${enc(q)}&page=${p}`)));
-}
-
-async function remove(ctx, p) {
-  if (!await confirm(t('common.confirmDelete', { name: p.name }), t('common.delete'), true)) return;
-  try {
-    await del(PATH + '/' + enc(p.id));
-    toast(t('common.deleted'));
-    ctx.rerender();
-  } catch (err) { failed(err); }
 }
 
 async function reload(ctx, p) {
