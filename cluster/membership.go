@@ -51,6 +51,7 @@ type memberMeta struct {
 // whether they are alive.
 type membership struct {
 	ml     *memberlist.Memberlist
+	name   string
 	meta   []byte
 	log    *slog.Logger
 	events chan struct{} // pulsed on every join, leave or update
@@ -59,6 +60,12 @@ type membership struct {
 	stopped bool
 	stopCh  chan struct{}
 	joinWG  sync.WaitGroup
+	// seen is every member gossip counts (neither dead nor left), as this node last copied
+	// it. memberlist rewrites in place the nodes its Members() points at (Addr, Port, Meta
+	// and State; hashicorp/memberlist#306), so a node's fields are read only where that is
+	// safe: in the event callbacks, which memberlist calls under its node lock, and from
+	// the private copy a probe's ack hands to NotifyPingComplete.
+	seen map[string]Member
 	// known is every member seen, by id → gossip address, until it leaves on purpose:
 	// memberlist forgets a dead member after GossipToTheDeadTime and never contacts it
 	// again, so healing a partition is ours to do (Serf's reconnect loop).
@@ -89,8 +96,8 @@ func newMembership(cfg membershipConfig) (*membership, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &membership{meta: meta, log: cfg.Logger.With("component", "gossip"), events: make(chan struct{}, 1), stopCh: make(chan struct{}),
-		known: map[string]string{}, reconnectEvery: reconnectInterval}
+	m := &membership{name: cfg.NodeID, meta: meta, log: cfg.Logger.With("component", "gossip"), events: make(chan struct{}, 1), stopCh: make(chan struct{}),
+		known: map[string]string{}, seen: map[string]Member{}, reconnectEvery: reconnectInterval}
 	if cfg.Fast {
 		m.reconnectEvery = fastReconnectInterval
 	}
@@ -131,7 +138,8 @@ func newMembership(cfg membershipConfig) (*membership, error) {
 	}
 	mc.Delegate = m
 	mc.Events = m
-	mc.Logger = log.New(&memberlistLogWriter{log: m.log}, "", 0)
+	mc.Ping = m
+	mc.Logger = log.New(&memberlistLogWriter{log: m.log, suspected: m.suspected}, "", 0)
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.Bind, err)
@@ -151,8 +159,9 @@ func splitHostPort(addr string) (string, int, error) {
 
 // Addr is the gossip address this node advertises.
 func (m *membership) Addr() string {
-	n := m.ml.LocalNode()
-	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.seen[m.name].GossipAddr
 }
 
 // joinInBackground keeps trying to join the given members until one answers, so nodes
@@ -168,7 +177,7 @@ func (m *membership) joinInBackground(addrs []string) {
 		for attempt := 1; ; attempt++ {
 			n, err := m.ml.Join(addrs)
 			if n > 0 {
-				m.log.Info("joined the cluster", "contacted", n, "members", len(m.ml.Members()))
+				m.log.Info("joined the cluster", "contacted", n, "members", m.ml.NumMembers())
 				return
 			}
 			if attempt == 1 || attempt%10 == 0 {
@@ -224,17 +233,11 @@ func (m *membership) reconnectInBackground(join []string, lonely func() bool) {
 
 // lost lists the known members that gossip does not see alive now.
 func (m *membership) lost() map[string]string {
-	alive := map[string]bool{}
-	for _, n := range m.ml.Members() {
-		if n.State == memberlist.StateAlive {
-			alive[n.Name] = true
-		}
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := map[string]string{}
 	for id, addr := range m.known {
-		if !alive[id] && id != m.ml.LocalNode().Name {
+		if m.seen[id].Status != StatusAlive && id != m.name {
 			out[id] = addr
 		}
 	}
@@ -243,10 +246,12 @@ func (m *membership) lost() map[string]string {
 
 // Members returns every node gossip knows, sorted by id.
 func (m *membership) Members() []Member {
-	var out []Member
-	for _, n := range m.ml.Members() {
-		out = append(out, toMember(n))
+	m.mu.Lock()
+	out := make([]Member, 0, len(m.seen))
+	for _, mb := range m.seen {
+		out = append(out, mb)
 	}
+	m.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
@@ -299,32 +304,84 @@ func (m *membership) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (m *membership) LocalState(join bool) []byte                { return nil }
 func (m *membership) MergeRemoteState(buf []byte, join bool)     {}
 
-// memberlist.EventDelegate: every change wakes the leader's reconcile loop.
+// memberlist.EventDelegate, called under memberlist's node lock (so n may be read, and
+// nothing here may call back into memberlist): every change is copied into seen and wakes
+// the leader's reconcile loop.
 func (m *membership) NotifyJoin(n *memberlist.Node) {
-	m.log.Info("member joined", "member", n.Name, "addr", n.Address())
+	mb := toMember(n)
+	m.log.Info("member joined", "member", mb.ID, "addr", mb.GossipAddr)
 	m.mu.Lock()
-	m.known[n.Name] = n.Address()
+	m.known[mb.ID] = mb.GossipAddr
+	m.seen[mb.ID] = mb
 	m.mu.Unlock()
 	m.pulse()
 }
 func (m *membership) NotifyLeave(n *memberlist.Node) {
-	m.log.Info("member left or failed", "member", n.Name, "state", toMember(n).Status)
-	if n.State == memberlist.StateLeft {
-		m.mu.Lock()
-		delete(m.known, n.Name)
-		m.mu.Unlock()
+	mb := toMember(n)
+	m.log.Info("member left or failed", "member", mb.ID, "state", mb.Status)
+	m.mu.Lock()
+	delete(m.seen, mb.ID)
+	if mb.Status == StatusLeft {
+		delete(m.known, mb.ID)
 	}
+	m.mu.Unlock()
 	m.pulse()
 }
 func (m *membership) NotifyUpdate(n *memberlist.Node) {
+	mb := toMember(n)
 	m.mu.Lock()
-	m.known[n.Name] = n.Address()
+	m.known[mb.ID] = mb.GossipAddr
+	m.seen[mb.ID] = mb
 	m.mu.Unlock()
 	m.pulse()
 }
 
-// memberlistLogWriter turns memberlist's "[LEVEL] memberlist: msg" lines into slog records.
-type memberlistLogWriter struct{ log *slog.Logger }
+// memberlist.PingDelegate. memberlist tells no delegate when it suspects a member or when
+// the member refutes it, so this node learns it from its own probes: an ack hands over the
+// probe's private copy of the member, whose State is gossip's opinion when the probe
+// began (a refuted suspicion shows alive again by the next probe of that member), and a
+// probe without acks is logged (memberlistLogWriter) just before memberlist suspects it.
+func (m *membership) AckPayload() []byte { return nil }
+func (m *membership) NotifyPingComplete(other *memberlist.Node, _ time.Duration, _ []byte) {
+	status := toMember(other).Status
+	if status != StatusAlive && status != StatusSuspect {
+		return
+	}
+	m.setStatus(other.Name, status)
+}
+
+// suspected records that this node's probe of member name went unanswered.
+func (m *membership) suspected(name string) { m.setStatus(name, StatusSuspect) }
+
+func (m *membership) setStatus(name, status string) {
+	m.mu.Lock()
+	mb, ok := m.seen[name]
+	changed := ok && mb.Status != status
+	if changed {
+		mb.Status = status
+		m.seen[name] = mb
+	}
+	m.mu.Unlock()
+	if changed {
+		m.log.Info("member status changed", "member", name, "status", status)
+		m.pulse()
+	}
+}
+
+// memberlistLogWriter turns memberlist's "[LEVEL] memberlist: msg" lines into slog records,
+// and passes on the one line that says this node's probe suspects a member (memberlist
+// has no delegate for it).
+type memberlistLogWriter struct {
+	log       *slog.Logger
+	suspected func(name string)
+}
+
+// probeFailedPrefix and probeFailedSuffix frame the member's name in memberlist's line
+// "Suspect <name> has failed, no acks received" (state.go, probeNode).
+const (
+	probeFailedPrefix = "Suspect "
+	probeFailedSuffix = " has failed, no acks received"
+)
 
 func (w *memberlistLogWriter) Write(p []byte) (int, error) {
 	line := strings.TrimSpace(string(p))
@@ -337,6 +394,11 @@ func (w *memberlistLogWriter) Write(p []byte) (int, error) {
 		}
 	}
 	line = strings.TrimPrefix(line, "memberlist: ")
+	if name, ok := strings.CutPrefix(line, probeFailedPrefix); ok && w.suspected != nil {
+		if name, ok := strings.CutSuffix(name, probeFailedSuffix); ok {
+			w.suspected(name)
+		}
+	}
 	w.log.Log(context.Background(), level, line)
 	return len(p), nil
 }
