@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/linkops/linkops/listeners"
@@ -40,6 +41,27 @@ type decoded struct {
 	replies []listeners.Frame
 	// reply answers a request transport (HTTP, CoAP); nil is the transport's success.
 	reply *listeners.Reply
+	// lent is the map the decoder was lent for one's properties (lendProps), given back
+	// once one is delivered and not kept.
+	lent map[string]any
+}
+
+// propsPool holds the maps lent to the official decoder for a message's properties: the
+// session copies the values out, so a property report, the bulk of device traffic, is
+// decoded without a map of its own (about a third of its decoding, measured by
+// official's BenchmarkDecodeJSON).
+var propsPool = sync.Pool{New: func() any { return make(map[string]any) }}
+
+func lendProps() map[string]any { return propsPool.Get().(map[string]any) }
+
+// giveBackProps takes back a lent map nothing refers to any more. One that grew past
+// what a device reports at once is left to the collector, as clearing keeps its size.
+func giveBackProps(m map[string]any) {
+	if len(m) > 64 {
+		return
+	}
+	clear(m)
+	propsPool.Put(m)
 }
 
 // scriptCodec is an uploaded JavaScript codec (SPEC §4.2, §4.4.1).

@@ -257,13 +257,17 @@ func (c *conn) Receive(ctx context.Context, f listeners.Frame) (*listeners.Reply
 		}
 	}
 	if out.hasOne {
-		if err := c.deliver(f.Topic, out.one); err != nil {
+		kept, err := c.deliver(f.Topic, out.one)
+		if err != nil {
 			c.rt.refused(c, out.one.DeviceID, err)
 			return out.reply, err
 		}
+		if !kept && out.lent != nil {
+			giveBackProps(out.lent)
+		}
 	}
 	for _, m := range out.messages {
-		if err := c.deliver(f.Topic, m); err != nil {
+		if _, err := c.deliver(f.Topic, m); err != nil {
 			c.rt.refused(c, m.DeviceID, err)
 			return out.reply, err
 		}
@@ -276,8 +280,9 @@ func (c *conn) Receive(ctx context.Context, f listeners.Frame) (*listeners.Reply
 	return out.reply, nil
 }
 
-// deliver hands one decoded message to the session of its device.
-func (c *conn) deliver(topic string, m protocol.Message) error {
+// deliver hands one decoded message to the session of its device; kept is whether
+// anything may still refer to it (session.Manager.Receive).
+func (c *conn) deliver(topic string, m protocol.Message) (kept bool, err error) {
 	if c.shared {
 		return c.deliverShared(topic, m)
 	}
@@ -286,26 +291,25 @@ func (c *conn) deliver(topic string, m protocol.Message) error {
 	d, p, s := c.bound()
 	if d == nil {
 		if m.DeviceID == "" {
-			return fmt.Errorf("%w: the protocol decoded a message without a device id", listeners.ErrDropped)
+			return false, fmt.Errorf("%w: the protocol decoded a message without a device id", listeners.ErrDropped)
 		}
 		if err := c.bind(m.DeviceID); err != nil {
-			return err
+			return false, err
 		}
 		d, p, s = c.bound()
 	}
 	if m.DeviceID == "" {
 		m.DeviceID = d.ID
 	} else if m.DeviceID != d.ID {
-		return errOtherDevice
+		return false, errOtherDevice
 	}
 	if c.connectionless() {
 		s = c.seen(d, p)
 	}
 	if s == nil {
-		return fmt.Errorf("%w: no session", listeners.ErrDropped)
+		return false, fmt.Errorf("%w: no session", listeners.ErrDropped)
 	}
-	c.rt.cfg.Sessions.Receive(s, topic, m)
-	return nil
+	return c.rt.cfg.Sessions.Receive(s, topic, m), nil
 }
 
 func (c *conn) bound() (*resource.Device, *resource.Product, *session.Session) {
@@ -329,20 +333,19 @@ func (c *conn) seen(d *resource.Device, p *resource.Product) *session.Session {
 
 // deliverShared handles a message of an MQTT_CLIENT broker connection, which may carry
 // any device of the gateway.
-func (c *conn) deliverShared(topic string, m protocol.Message) error {
+func (c *conn) deliverShared(topic string, m protocol.Message) (kept bool, err error) {
 	d, p, err := c.rt.device(m.DeviceID)
 	if err != nil {
-		return fmt.Errorf("%w: %v", listeners.ErrDropped, err)
+		return false, fmt.Errorf("%w: %v", listeners.ErrDropped, err)
 	}
 	if p.GatewayID != c.gateway().g.ID {
-		return fmt.Errorf("%w: %v", listeners.ErrDropped, errOtherGateway)
+		return false, fmt.Errorf("%w: %v", listeners.ErrDropped, errOtherGateway)
 	}
 	s := c.rt.cfg.Sessions.Seen(d.ID, c.gateway().g.ID, c.info.Remote, c.send, func() *session.Session {
 		return &session.Session{DeviceID: d.ID, ProductID: p.ID, GatewayID: c.gateway().g.ID, Transport: c.transport,
 			Remote: c.info.Remote, Send: c.send, KeepOnline: c.gateway().keepOnline}
 	})
-	c.rt.cfg.Sessions.Receive(s, topic, m)
-	return nil
+	return c.rt.cfg.Sessions.Receive(s, topic, m), nil
 }
 
 // send encodes a downlink with the gateway's current protocol and writes it.

@@ -107,8 +107,11 @@ func (o *officialProto) open(ctx context.Context, c *conn) (string, error) {
 func (o *officialProto) decode(ctx context.Context, c *conn, f listeners.Frame) (decoded, error) {
 	switch o.transport {
 	case listeners.TransportMQTT:
-		m, err := official.DecodeJSON(f.Topic, f.Payload)
-		return o.decodedJSON(c, m, err)
+		props := lendProps()
+		m, err := official.DecodeJSONInto(f.Topic, f.Payload, props)
+		out, err := o.decodedJSON(c, m, err)
+		out.lent = props
+		return out, err
 	case listeners.TransportWebSocket:
 		_, m, err := official.DecodeWebSocket(f.Payload)
 		return o.decodedJSON(c, m, err)

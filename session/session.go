@@ -473,7 +473,10 @@ func replyType(t string) string {
 
 // Receive takes one decoded message from a device of session s: replies go to their
 // waiting downlink, property values to the store, everything to the message stream.
-func (m *Manager) Receive(s *Session, topic string, msg protocol.Message) {
+// kept says whether msg, its maps included, may still be referred to once Receive has
+// returned (by a waiting downlink, a message stream or the firmware engine); the store
+// copies what it keeps, so a caller may reuse the maps of a message that was not kept.
+func (m *Manager) Receive(s *Session, topic string, msg protocol.Message) (kept bool) {
 	now := m.msgNow().UTC()
 	s.lastMessage.Store(now.UnixNano())
 	if tc := s.upCounter.Load(); tc != nil && tc.typ == msg.Type {
@@ -509,6 +512,7 @@ func (m *Manager) Receive(s *Session, topic string, msg protocol.Message) {
 	case protocol.TypeFirmwareUpgradeAck, protocol.TypeFirmwareProgress, protocol.TypeFirmwarePull, protocol.TypeFirmwareReport:
 		if m.cfg.Firmware != nil {
 			m.cfg.Firmware(s.DeviceID, msg)
+			kept = true
 		}
 	}
 	if !seen {
@@ -518,8 +522,11 @@ func (m *Manager) Receive(s *Session, topic string, msg protocol.Message) {
 		// A copy for the waiting downlink, so that only replies put a message on the heap.
 		reply := msg
 		m.replies.deliver(s.DeviceID, &reply)
+		kept = true
 	}
 	if m.hub.Watched(s.DeviceID) {
 		m.hub.Publish(s.DeviceID, Event{Direction: "up", Type: msg.Type, Topic: topic, Message: msg, ServerID: m.cfg.NodeID, Time: now})
+		kept = true
 	}
+	return kept
 }

@@ -228,3 +228,41 @@ func TestDownlinkWaitsForItsReply(t *testing.T) {
 		t.Fatalf("unknown device: %v, want ErrOffline", err)
 	}
 }
+
+// TestReceiveSaysWhatItKept: a property report nobody follows is not kept, and the store
+// holds its values after the caller cleared the message's map to lend it again (the
+// gateway's propsPool); a report on a followed device, and a reply, are kept, and the
+// stream sees the values even after the sender's map changed hands.
+func TestReceiveSaysWhatItKept(t *testing.T) {
+	r := newRaftish(t, "d1")
+	m := manager("node1", r)
+	s := m.Open(&session.Session{DeviceID: "d1", GatewayID: "g", Close: func(string) {}})
+	lent := map[string]any{"t": 21.5, "state": "ok"}
+	if kept := m.Receive(s, "/p/d1/properties/report", protocol.Message{Type: protocol.TypeReportProperty, DeviceID: "d1", Properties: lent}); kept {
+		t.Fatal("a report nobody follows was kept")
+	}
+	clear(lent)
+	lent["t"] = -1.0 // the next device's report, in the same map
+	rec := m.Records([]string{"d1"})["d1"]
+	if got := rec.Properties["t"].Value; got != 21.5 {
+		t.Fatalf("t = %v after the lent map was reused, want 21.5", got)
+	}
+	if got := rec.Properties["state"].Value; got != "ok" {
+		t.Fatalf("state = %v after the lent map was reused, want ok", got)
+	}
+
+	sub := m.SubscribeDevice("d1", 4)
+	defer sub.Close()
+	followed := map[string]any{"t": 22.0}
+	if kept := m.Receive(s, "/p/d1/properties/report", protocol.Message{Type: protocol.TypeReportProperty, DeviceID: "d1", Properties: followed}); !kept {
+		t.Fatal("a report on a followed device was not kept")
+	}
+	if ev := <-sub.C; ev.Message.Properties["t"] != 22.0 {
+		t.Fatalf("stream got %+v", ev.Message)
+	}
+	sub.Close()
+	reply := protocol.Message{Type: protocol.TypeReadPropertyReply, DeviceID: "d1", MessageID: "m1", Properties: map[string]any{"t": 1.0}}
+	if kept := m.Receive(s, "/p/d1/properties/read/reply", reply); !kept {
+		t.Fatal("a reply was not kept (a downlink may be waiting for it)")
+	}
+}

@@ -12,7 +12,9 @@
 // on what the others do.
 //
 // mochi is used through its exported surface only: its packets, its Client (reading,
-// writing, parsing a CONNECT), its packet processing (InjectPacket) and a hook, driven by
+// writing, parsing a CONNECT), its packet processing (InjectPacket, but for a QoS 0
+// PUBLISH, which is validated with mochi's own checks and handed to the Session
+// directly: server.publishQoS0) and a hook, driven by
 // our own accept loop and our own per-connection loop (server.serve) instead of its
 // listeners and EstablishConnection. The accept loop exists because mochi's returns on
 // the first accept error (EMFILE included) and never accepts again, because mochi closes

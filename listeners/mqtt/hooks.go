@@ -105,21 +105,30 @@ func (h *hook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 	return cl.State.Subscriptions.Len() < maxSubscriptions
 }
 
-// OnPublish hands the message to the Session and tells mochi to acknowledge it without
-// routing or retaining it (CodeSuccessIgnore). A Session that refuses the client
-// (ErrNotAuthorized) or the size (ErrTooLarge) ends the connection; the packet is then
-// rejected, so a QoS 1 or 2 message is not acknowledged.
+// OnPublish hands a QoS 1 or 2 message to the Session (deliver) and tells mochi to
+// acknowledge it without routing or retaining it (CodeSuccessIgnore); a refused one is
+// rejected, so it is not acknowledged. QoS 0 messages never come here (publishQoS0).
 func (h *hook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
+	if !h.deliver(cl, &pk) {
+		return pk, packets.ErrRejectPacket
+	}
+	return pk, packets.CodeSuccessIgnore
+}
+
+// deliver hands one PUBLISH to the connection's Session; false if it was refused. A
+// Session that refuses the client (ErrNotAuthorized) or the size (ErrTooLarge) ends the
+// connection.
+func (h *hook) deliver(cl *mochi.Client, pk *packets.Packet) bool {
 	c := connOf(cl)
 	if c == nil || c.session == nil {
-		return pk, packets.ErrRejectPacket
+		return false
 	}
 	_, err := c.session.Receive(h.s.ctx, listeners.Frame{Topic: pk.TopicName, Payload: pk.Payload})
 	if errors.Is(err, listeners.ErrNotAuthorized) || errors.Is(err, listeners.ErrTooLarge) {
 		c.Close("message refused: " + err.Error())
-		return pk, packets.ErrRejectPacket
+		return false
 	}
-	return pk, packets.CodeSuccessIgnore
+	return true
 }
 
 // OnPacketEncode tells MQTT 5 clients the packet limit in their CONNACK, so that

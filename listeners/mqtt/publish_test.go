@@ -11,6 +11,7 @@ import (
 
 	"github.com/linkops/linkops/listeners"
 	"github.com/linkops/linkops/listeners/listenertest"
+	"github.com/linkops/linkops/listeners/mqtt"
 )
 
 // binaryPayload is random bytes with a NUL and a newline in them.
@@ -114,5 +115,44 @@ func TestPahoPublishes(t *testing.T) {
 				t.Fatalf("ConnInfo %+v", info)
 			}
 		})
+	}
+}
+
+// A QoS 0 PUBLISH (publishQoS0, beside mochi's processPublish) is held to mochi's rules:
+// a $SYS topic is dropped and the connection kept; on 5.0, a topic alias (none is
+// offered) ends the connection with DISCONNECT 0x94 and reaches no Session; the message
+// that follows a dropped one still arrives.
+func TestQoS0PublishRules(t *testing.T) {
+	rec := listenertest.NewRecorder()
+	run := serve(t, plainSpec(), rec)
+
+	c := dialRaw(t, run.Addr)
+	if code := c.connect(t, 4, "d4", "u", "p"); code != 0 {
+		t.Fatalf("CONNACK %#x", code)
+	}
+	c.write(t, publish0(4, "$SYS/broker/x", []byte("dropped")))
+	c.write(t, publish0(4, "/p/d4/properties/report", []byte("kept")))
+	if f := rec.WaitFrames(t, 1); f[0].Topic != "/p/d4/properties/report" || string(f[0].Payload) != "kept" {
+		t.Fatalf("frames %+v, want only the report", f)
+	}
+
+	c5 := dialRaw(t, run.Addr)
+	if code := c5.connect(t, 5, "d5", "u", "p"); code != 0 {
+		t.Fatalf("CONNACK %#x", code)
+	}
+	// properties: length 3, topic alias (0x23) 1
+	body := append(mqtt.AppendString(nil, "/p/d5/properties/report"), 3, 0x23, 0, 1)
+	body = append(body, "aliased"...)
+	c5.write(t, append(mqtt.AppendLength([]byte{0x30}, len(body)), body...))
+	typ, reason := c5.read(t)
+	if typ != 0xe0 || len(reason) < 1 || reason[0] != 0x94 {
+		t.Fatalf("want DISCONNECT 0x94 (topic alias invalid), got %#x % x", typ, reason)
+	}
+	c5.closedByServer(t)
+	rec.WaitClosed(t, 1)
+	for _, f := range rec.Frames() {
+		if string(f.Payload) != "kept" {
+			t.Fatalf("a refused PUBLISH reached the Session: %+v", f)
+		}
 	}
 }

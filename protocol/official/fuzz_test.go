@@ -113,7 +113,7 @@ func FuzzDecodeJSON(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, topic string, payload []byte) {
 		for _, up := range []bool{true, false} {
-			m, err := decodeJSON(topic, payload, up)
+			m, err := decodeJSON(topic, payload, up, nil)
 			if err != nil {
 				if !errors.Is(err, ErrTopic) && !errors.Is(err, ErrPayload) {
 					t.Fatalf("decode error %v is neither ErrTopic nor ErrPayload", err)
@@ -131,7 +131,7 @@ func FuzzDecodeJSON(f *testing.F) {
 			if topic2 != topic {
 				t.Fatalf("topic %q re-encodes as %q", topic, topic2)
 			}
-			again, err := decodeJSON(topic2, payload2, up)
+			again, err := decodeJSON(topic2, payload2, up, nil)
 			if err != nil || !reflect.DeepEqual(again, m) {
 				t.Fatalf("round trip through %s:\n first %#v\nsecond %#v, %v", payload2, m, again, err)
 			}

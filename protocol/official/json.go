@@ -90,14 +90,23 @@ var payloadFields = map[string]int{
 // are ErrPayload, unknown fields are ignored, and an empty payload is {} (online, offline
 // and time-sync are often sent empty).
 func DecodeJSON(topic string, payload []byte) (protocol.Message, error) {
-	return decodeJSON(topic, payload, true)
+	return decodeJSON(topic, payload, true, nil)
+}
+
+// DecodeJSONInto is DecodeJSON reading the payload's properties object into props, an
+// empty map, rather than into a new one, so that a caller done with the message can clear
+// props and lend it again: a device's property report then allocates no map. The
+// message's Properties may be props or another map; props may hold entries either way
+// (of a payload decoded at the second attempt), so it is cleared before it is lent again.
+func DecodeJSONInto(topic string, payload []byte, props map[string]any) (protocol.Message, error) {
+	return decodeJSON(topic, payload, true, props)
 }
 
 // DecodeDownJSON decodes what the platform sent a device: the device side of EncodeJSON,
 // for simulated devices in tests. Inputs may be [{name, value}] or an object, and the
 // function id "functionId" or "function".
 func DecodeDownJSON(topic string, payload []byte) (protocol.Message, error) {
-	return decodeJSON(topic, payload, false)
+	return decodeJSON(topic, payload, false, nil)
 }
 
 // EncodeJSON encodes a downlink for productID: readProperty, writeProperty,
@@ -141,8 +150,8 @@ func route(topic string, up bool) (deviceID, typ, event string, err error) {
 // refuses is decoded again by the reference decoder, which says what is wrong with it in
 // encoding/json's words; it refuses the same payloads, so no message is lost to the fast
 // path (FuzzFastDecodeJSON holds the two to the same results).
-func decodeJSON(topic string, payload []byte, up bool) (protocol.Message, error) {
-	if m, ok := fastDecodeJSON(topic, payload, up); ok {
+func decodeJSON(topic string, payload []byte, up bool, props map[string]any) (protocol.Message, error) {
+	if m, ok := fastDecodeJSON(topic, payload, up, props); ok {
 		return m, nil
 	}
 	return refDecodeJSON(topic, payload, up)

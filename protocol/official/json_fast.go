@@ -134,14 +134,16 @@ type jsonField struct {
 	v    any // an object (map[string]any) or array ([]any), numbers normalized (bigNumber aside)
 }
 
-func fastDecodeJSON(topic string, payload []byte, up bool) (protocol.Message, bool) {
+// fastDecodeJSON: props, if not nil, is an empty map to read the top-level properties
+// object into (DecodeJSONInto).
+func fastDecodeJSON(topic string, payload []byte, up bool, props map[string]any) (protocol.Message, bool) {
 	deviceID, typ, event, err := route(topic, up)
 	if err != nil {
 		return protocol.Message{}, false
 	}
 	set := payloadFields[typ]
 	var f [kFields]jsonField
-	p := jsonParser{b: payload}
+	p := jsonParser{b: payload, props: props}
 	if len(bytes.TrimSpace(payload)) != 0 {
 		if !p.fields(&f, set) {
 			return protocol.Message{}, false
@@ -511,6 +513,8 @@ type jsonParser struct {
 	scratch []byte
 	// big: a value holds a bigNumber.
 	big bool
+	// props, if not nil, is the map the first top-level properties object is read into.
+	props map[string]any
 }
 
 // bigNumber is a number beyond float64 inside an object or array, which normalize keeps as
@@ -586,7 +590,14 @@ func (p *jsonParser) fields(f *[kFields]jsonField, set int) bool {
 		p.i++
 		p.space()
 		if slot, bits := slotOf(k); bits&(set|fAlways) != 0 {
-			if !p.field(&f[slot]) {
+			if slot == kProperties && p.props != nil && p.peek() == '{' {
+				m, ok := p.objectInto(p.props, 2) // the depth field's value would give it
+				p.props = nil
+				if !ok {
+					return false
+				}
+				f[slot] = jsonField{kind: kindContainer, v: m}
+			} else if !p.field(&f[slot]) {
 				return false
 			}
 		} else if !p.skip(1) {
@@ -666,11 +677,15 @@ func (p *jsonParser) value(depth int) (any, bool) {
 
 // object reads an object at depth, its opening brace next.
 func (p *jsonParser) object(depth int) (map[string]any, bool) {
+	return p.objectInto(make(map[string]any), depth)
+}
+
+// objectInto is object reading into m, which must be empty.
+func (p *jsonParser) objectInto(m map[string]any, depth int) (map[string]any, bool) {
 	if depth > maxNesting {
 		return nil, false
 	}
 	p.i++
-	m := make(map[string]any)
 	p.space()
 	if p.peek() == '}' {
 		p.i++

@@ -42,13 +42,19 @@ func agree(t *testing.T, topic string, payload []byte) {
 		t.Fatalf("ParseTopic(%q) = %q %q %q %v, was %q %q %q %v", topic, p, d, s, ok, rp, rd, rs, rok)
 	}
 	for _, up := range []bool{true, false} {
-		fast, ok := fastDecodeJSON(topic, payload, up)
 		ref, err := refDecodeJSON(topic, payload, up)
-		if ok != (err == nil) {
-			t.Fatalf("%s %q (up %v): fast decoder ok %v, reference error %v\nfast %#v", topic, payload, up, ok, err, fast)
-		}
-		if ok && !reflect.DeepEqual(fast, ref) {
-			t.Fatalf("%s %q (up %v):\n fast %#v\n  ref %#v", topic, payload, up, fast, ref)
+		// Into a new map, and into a lent one (DecodeJSONInto) that held another message's
+		// properties and was cleared.
+		lent := map[string]any{"earlier": 1.5}
+		clear(lent)
+		for _, props := range []map[string]any{nil, lent} {
+			fast, ok := fastDecodeJSON(topic, payload, up, props)
+			if ok != (err == nil) {
+				t.Fatalf("%s %q (up %v, lent map %v): fast decoder ok %v, reference error %v\nfast %#v", topic, payload, up, props != nil, ok, err, fast)
+			}
+			if ok && !reflect.DeepEqual(fast, ref) {
+				t.Fatalf("%s %q (up %v, lent map %v):\n fast %#v\n  ref %#v", topic, payload, up, props != nil, fast, ref)
+			}
 		}
 	}
 }
@@ -303,12 +309,18 @@ const b4Payload = `{"deviceId":"b4-00042","messageId":"42-7","properties":{"humi
 
 func BenchmarkDecodeJSON(b *testing.B) {
 	payload := []byte(b4Payload)
+	lent := make(map[string]any)
 	for _, c := range []struct {
 		name   string
 		decode func(string, []byte, bool) (any, bool)
 	}{
 		{"fast", func(t string, p []byte, up bool) (any, bool) {
-			m, ok := fastDecodeJSON(t, p, up)
+			m, ok := fastDecodeJSON(t, p, up, nil)
+			return m.Properties, ok
+		}},
+		{"fast into a lent map", func(t string, p []byte, up bool) (any, bool) {
+			m, ok := fastDecodeJSON(t, p, up, lent)
+			clear(lent)
 			return m.Properties, ok
 		}},
 		{"reference", func(t string, p []byte, up bool) (any, bool) {

@@ -53,7 +53,7 @@ func decodeWebSocket(frame []byte, up bool) (string, protocol.Message, error) {
 		}
 		payload = []byte(s)
 	}
-	m, err := decodeJSON(env.Topic, payload, up)
+	m, err := decodeJSON(env.Topic, payload, up, nil)
 	return env.Topic, m, err
 }
 
