@@ -78,3 +78,47 @@ func TestConsoleSecretKeptOnlyWhereItCan(t *testing.T) {
 		t.Errorf("the browser saw %v", p)
 	}
 }
+
+// TestConsoleNoNodeTicked: 独立配置 with no node row ticked shows the server's message on
+// the rows themselves (the field "cluster"), not at the top of the form, and nothing is
+// saved; ticking the row then saves.
+func TestConsoleNoNodeTicked(t *testing.T) {
+	n := testutil.StartNode(t, "")
+	admin := n.Admin(t)
+	b := testutil.NewBrowser(t)
+	b.Login(t, "http://"+n.HTTPAddr(), testutil.AdminPassword)
+	b.Open(t, "#/network/new")
+	wait := func(what, expr string) { t.Helper(); b.WaitJS(t, 30*time.Second, what, expr) }
+	wait("the form", `!!document.querySelector('input[name="name"]')`)
+	b.SetValue(`input[name="name"]`, "no-rows")
+	b.Choose(`select[name="shareCluster"]`, "false")
+	wait("a row per node", `document.querySelectorAll('.node-row').length === 1`)
+	b.Click("untick the node", `.node-row input[type=checkbox]`)
+	b.Click("save", `.form-foot .save`)
+	wait("the message above the rows", `(() => { const e = document.querySelector('.cluster-error');
+		return !!e && !e.hidden && e.textContent.includes('needs at least one'); })()`)
+	var topShown bool
+	b.Eval(`[...document.querySelectorAll('.form-error')].some(e => !e.hidden)`, &topShown)
+	if topShown {
+		t.Error("the message is also at the top of the form")
+	}
+	var list struct{ Items []map[string]any }
+	testutil.Do(t, admin, http.MethodGet, "/api/v1/network-components", nil, &list)
+	if len(list.Items) != 0 {
+		t.Fatalf("saved though refused: %v", list.Items)
+	}
+	b.Screenshot(t.ArtifactDir(), "network-no-node-ticked")
+	b.Problems() // the refused save's 400, expected
+
+	b.Click("tick the node", `.node-row input[type=checkbox]`)
+	b.SetValue(`.node-row input[name="port"]`, fmt.Sprint(testutil.FreePort(t, "tcp", "127.0.0.1")))
+	b.Click("save", `.form-foot .save`)
+	wait("back on the list", `location.hash === '#/network'`)
+	testutil.Do(t, admin, http.MethodGet, "/api/v1/network-components", nil, &list)
+	if len(list.Items) != 1 {
+		t.Fatalf("components after the second save: %v", list.Items)
+	}
+	if p := b.Problems(); len(p) > 0 {
+		t.Errorf("the browser saw %v", p)
+	}
+}

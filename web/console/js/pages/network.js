@@ -202,6 +202,9 @@ async function edit(ctx, id) {
   const configHost = h('div', { class: 'config' });
   let shared = null; // the shared configuration's form
   let perNode = []; // [{serverId, on, form}]
+  // clusterError shows, above the node rows, the server's word on the rows as a whole
+  // (the field "cluster": none ticked).
+  const clusterError = h('div', { class: 'field-error cluster-error', role: 'alert', hidden: true });
 
   // paint draws the configuration part for the chosen type and cluster mode, keeping
   // what was typed where the fields still exist.
@@ -236,7 +239,8 @@ async function edit(ctx, id) {
       return { serverId, on, form: f, row };
     });
     shared = null;
-    fill(configHost, help, perNode.length ? h('div', { class: 'node-rows' }, perNode.map((p) => p.row)) : h('div', { class: 'muted' }, t('net.noNodes')));
+    clusterError.hidden = true;
+    fill(configHost, help, clusterError, perNode.length ? h('div', { class: 'node-rows' }, perNode.map((p) => p.row)) : h('div', { class: 'muted' }, t('net.noNodes')));
   }
   paint();
 
@@ -280,8 +284,12 @@ async function edit(ctx, id) {
       desc.clearErrors();
       if (own.description) desc.showErrors(sub({ description: own.description }));
       delete own.description;
+      const placedCluster = !shared && !!own.cluster;
+      clusterError.hidden = !placedCluster;
+      clusterError.textContent = placedCluster ? own.cluster : '';
+      if (placedCluster) delete own.cluster;
       // The top form also carries the problem's own words when no field placed it.
-      if (Object.keys(own).length || (!placedCfg && !rows.length) || !Object.keys(err.fields || {}).length) top.showErrors(sub(own));
+      if (Object.keys(own).length || (!placedCfg && !rows.length && !placedCluster) || !Object.keys(err.fields || {}).length) top.showErrors(sub(own));
       else top.clearErrors();
       if (shared && !placedCfg) shared.clearErrors();
     }
