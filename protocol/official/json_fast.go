@@ -591,7 +591,7 @@ func (p *jsonParser) fields(f *[kFields]jsonField, set int) bool {
 		p.space()
 		if slot, bits := slotOf(k); bits&(set|fAlways) != 0 {
 			if slot == kProperties && p.props != nil && p.peek() == '{' {
-				m, ok := p.objectInto(p.props, 2) // the depth field's value would give it
+				m, ok := p.objectInto(p.props, 2) // depth 2, as field's value(1) reads an object
 				p.props = nil
 				if !ok {
 					return false
